@@ -1,0 +1,38 @@
+# make run: a working demo on this machine (SQLite file + embedded Redis).
+# make test: the whole suite (PostgreSQL and Redis when reachable; required when CI=true).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(PY) -m flask --app wsgi
+
+.PHONY: install run test translations chromium bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+translations: install
+	$(VENV)/bin/pybabel compile -q -d translations
+
+run: install translations
+	$(FLASK) init-db
+	$(FLASK) demo seed
+	$(FLASK) serve
+
+# Browser tests drive Debian's Chromium; install it when missing (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install translations chromium
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+bench: install
+	$(PY) bench/transitions.py
+
+clean:
+	rm -rf $(VENV) instance tests/artifacts

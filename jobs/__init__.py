@@ -1,0 +1,1 @@
+"""Background work on rq: delivery of notifications now, deadline sweeps later."""

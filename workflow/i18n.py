@@ -1,0 +1,84 @@
+"""Locale choice and the template helpers that make screens Persian-first.
+
+Persian is the default; a visitor's choice is kept in the session, a user's in their row.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import Flask, current_app, request, session
+from flask_babel import get_locale
+from flask_login import current_user
+
+from . import calendar
+from .text import format_number, persian_digits
+
+
+def select_locale() -> str:
+    choice = session.get("lang")
+    if choice in current_app.config["LANGUAGES"]:
+        return choice
+    user_locale = getattr(current_user, "locale", None) if current_user else None
+    if user_locale in current_app.config["LANGUAGES"]:
+        return user_locale
+    if request and request.path.startswith("/api/"):
+        best = request.accept_languages.best_match(current_app.config["LANGUAGES"])
+        return best or "fa"
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def lang() -> str:
+    return str(get_locale() or "fa")
+
+
+def jdate(value: date | datetime | None) -> str:
+    return calendar.format_date(value, lang()) if value else ""
+
+
+def jdatetime(value: datetime | None) -> str:
+    return calendar.format_datetime(value, lang()) if value else ""
+
+
+def digits(value: Any) -> str:
+    return persian_digits(value) if lang() == "fa" else str(value)
+
+
+def number(value: int) -> str:
+    return format_number(int(value), persian=lang() == "fa")
+
+
+def init_app(app: Flask) -> None:
+    from . import labels
+
+    app.jinja_env.filters.update(jdate=jdate, jdatetime=jdatetime, digits=digits, number=number)
+    app.jinja_env.globals.update(
+        labels_state=lambda k: labels.label(labels.STATES, k),
+        labels_action=lambda k: labels.label(labels.ACTIONS, k),
+        labels_role=lambda k: labels.label(labels.ROLES, k),
+        labels_kind=lambda k: labels.label(labels.KINDS, k),
+        labels_field=lambda k: labels.label(labels.FIELD_LABELS, k),
+        comment_prompt=lambda k: labels.label(labels.COMMENT_PROMPTS, k),
+        comment_required=_comment_required,
+        field_name=_field_name,
+    )
+
+    @app.context_processor
+    def _locale_context() -> dict[str, Any]:
+        code = lang()
+        return {"lang": code, "dir": "rtl" if code == "fa" else "ltr"}
+
+
+def _comment_required(kind: str, action: str) -> bool:
+    from . import registry
+
+    return any(r.comment_required for r in registry.get(kind).rules if r.action == action)
+
+
+def _field_name(code: str | None) -> str:
+    from .reference_data import FIELDS
+
+    for field in FIELDS:
+        if field["code"] == code:
+            return field["name_fa"] if lang() == "fa" else field["name_en"]
+    return code or ""

@@ -1,0 +1,43 @@
+"""Human names of states, actions and roles, through Babel so each screen speaks its language."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+STATES = {
+    "draft": _l("Draft"), "submitted": _l("Submitted"), "needs_correction": _l("Needs correction"),
+    "under_review": _l("Under review"), "inquiry": _l("Inquiry sent"),
+    "awaiting_decision": _l("Awaiting decision"), "approved": _l("Approved"),
+    "rejected": _l("Rejected"), "withdrawn": _l("Withdrawn"),
+    "active": _l("Active"), "suspended": _l("Suspended"), "expired": _l("Expired"), "revoked": _l("Revoked"),
+}
+ACTIONS = {
+    "submit": _l("Submit"), "withdraw": _l("Withdraw"), "accept": _l("Accept for review"),
+    "return_for_correction": _l("Return for correction"), "resubmit": _l("Resubmit"),
+    "send_inquiry": _l("Send an inquiry"), "record_inquiry": _l("Record the inquiry's answer"),
+    "recommend_approval": _l("Recommend approval"), "recommend_rejection": _l("Recommend rejection"),
+    "approve": _l("Approve"), "reject": _l("Reject"), "send_back": _l("Send back for review"),
+}
+# What the comment box asks for, where the action needs one.
+COMMENT_PROMPTS = {
+    "return_for_correction": _l("What must the applicant correct?"),
+    "send_inquiry": _l("Which body is asked, and about what?"),
+    "record_inquiry": _l("The answer received"),
+    "recommend_rejection": _l("Why reject?"),
+    "reject": _l("The reason for rejection"),
+    "send_back": _l("What should be reviewed again?"),
+}
+ROLES = {
+    "applicant": _l("Applicant"), "intake": _l("Intake clerk"), "expert": _l("Expert"),
+    "director": _l("Director"), "finance": _l("Finance"), "auditor": _l("Auditor"), "admin": _l("Administrator"),
+    "system": _l("System"),
+}
+KINDS = {"permit_issuance": _l("Activity permit")}
+FIELD_LABELS = {
+    "name": _l("Organisation name"), "field": _l("Field of activity"), "county": _l("County"),
+    "address": _l("Address"), "founders": _l("Founders"), "statute": _l("Statute (PDF)"),
+    "comment": _l("Comment"), "version": _l("Version"), "action": _l("Action"),
+}
+
+
+def label(table: dict[str, object], key: str | None) -> str:
+    return str(table.get(key or "", key or ""))

@@ -1,0 +1,15 @@
+"""All models, imported here so Alembic and the app see one complete metadata."""
+from .audit import AuditEntry
+from .cases import Case, Document, IdempotencyKey
+from .notifications import Notification
+from .organizations import Organization
+from .permits import Permit
+from .places import County, Province
+from .types import utcnow
+from .users import ROLES, STAFF_ROLES, ApiToken, Membership, User, UserRole
+
+__all__ = [
+    "ApiToken", "AuditEntry", "Case", "County", "Document", "IdempotencyKey", "Membership",
+    "Notification", "Organization", "Permit", "Province", "ROLES", "STAFF_ROLES", "User",
+    "UserRole", "utcnow",
+]

@@ -1,0 +1,90 @@
+"""Cases (applications) and their documents.
+
+One table serves every process kind: the kind names the state machine in the registry and
+`data` holds the kind's form. `version` is SQLAlchemy's version counter, so every UPDATE of a
+case is `... WHERE id = ? AND version = ?` and a lost race surfaces as StaleDataError (409).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db import Base
+from .organizations import Organization
+from .types import JSONType, UTCDateTime, utcnow
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        # The queue query: jurisdiction + state, oldest first, keyset on (state_entered_at, id).
+        Index("ix_cases_queue", "province_id", "state", "state_entered_at", "id"),
+        Index("ix_cases_org_state", "organization_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    province_id: Mapped[int] = mapped_column(ForeignKey("provinces.id"))
+    county_id: Mapped[int | None] = mapped_column(ForeignKey("counties.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the case first leaves the applicant's hands; staff never see a mere draft.
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who recommended: the engine refuses that person the decision (separation of duties).
+    recommended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    organization: Mapped[Organization] = relationship(lazy="joined")
+    documents: Mapped[list["Document"]] = relationship(
+        back_populates="case", order_by="Document.id", lazy="selectin"
+    )
+    permit: Mapped["Permit | None"] = relationship(  # noqa: F821
+        back_populates="case", uselist=False, lazy="selectin"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Document(Base):
+    """An uploaded file, stored outside the web root under a generated name."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    original_name: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(80), unique=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A replaced statute stays for the history; only the current one counts for submission.
+    superseded: Mapped[bool] = mapped_column(default=False)
+
+    case: Mapped[Case] = relationship(back_populates="documents")
+
+
+class IdempotencyKey(Base):
+    """Remembers which case a client's retried POST created, so a retry never makes a second."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("uq_idempotency_user_key", "user_id", "key", unique=True),)

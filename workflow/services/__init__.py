@@ -1,0 +1,1 @@
+"""Use cases. Each takes the session and never commits: the caller owns the transaction."""

@@ -1,0 +1,92 @@
+"""Users, organisations, sign-in and API tokens."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, Invalid
+from ..models import ROLES, ApiToken, County, Membership, Organization, Province, User, UserRole, utcnow
+from ..text import name_key, normalize_line
+
+
+def find_province(session: Session, name: str) -> Province | None:
+    """By Persian or English name or code, blind to letter variants."""
+    key = name_key(name)
+    for province in session.scalars(select(Province)):
+        if key in (name_key(province.name_fa), name_key(province.name_en), name_key(province.code)):
+            return province
+    return None
+
+
+def find_county(session: Session, province: Province, name: str) -> County | None:
+    key = name_key(name)
+    for county in province.counties:
+        if key in (name_key(county.name_fa), name_key(county.name_en)):
+            return county
+    return None
+
+
+def create_organization(
+    session: Session, *, name: str, province: Province, county: County | None = None
+) -> Organization:
+    clean = normalize_line(name)
+    if len(clean) < 3:
+        raise Invalid(_("The name must be 3 to 200 characters long."), {"name": "too short"})
+    key = name_key(clean)
+    clash = session.scalar(
+        select(Organization.id).where(Organization.province_id == province.id, Organization.name_key == key)
+    )
+    if clash:
+        raise Conflict(_("Another organisation in this province already has this name."))
+    org = Organization(name=clean, name_key=key, province_id=province.id, county_id=county.id if county else None)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def create_user(
+    session: Session, *, email: str, password: str, name: str, roles: list[str],
+    province: Province | None = None, county: County | None = None,
+    organizations: list[Organization] | None = None,
+) -> User:
+    email = email.strip().lower()
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise Invalid(f"Unknown role(s): {', '.join(unknown)}", {"role": ", ".join(unknown)})
+    if session.scalar(select(User.id).where(User.email == email)):
+        raise Conflict(f"A user with e-mail {email} exists already.")
+    user = User(email=email, name=normalize_line(name), province_id=province.id if province else None,
+                county_id=county.id if county else None)
+    user.set_password(password)
+    user.role_rows = [UserRole(role=r) for r in dict.fromkeys(roles)]
+    user.memberships = [Membership(organization_id=o.id) for o in organizations or []]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None or not user.is_active or not user.check_password(password or ""):
+        return None
+    return user
+
+
+def issue_token(session: Session, user: User) -> tuple[str, datetime]:
+    token = secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(hours=current_app.config["TOKEN_HOURS"])
+    session.add(ApiToken(user_id=user.id, token_hash=ApiToken.hash(token), expires_at=expires))
+    session.flush()
+    return token, expires
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(token)))
+    if row is None or row.expires_at <= utcnow() or not row.user.is_active:
+        return None
+    return row.user

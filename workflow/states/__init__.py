@@ -1,0 +1,1 @@
+"""One module per process: its states, transitions, roles and deadlines."""

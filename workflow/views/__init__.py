@@ -1,0 +1,1 @@
+"""One blueprint per audience: auth, portal (NGOs), queues (staff), cases, public, api."""

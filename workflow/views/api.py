@@ -1,0 +1,188 @@
+"""JSON API v1. Same engine and services as the pages; bearer tokens instead of cookies."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import db, engine
+from ..errors import Conflict, Invalid, NotFound, WorkflowError
+from ..models import AuditEntry, Permit
+from ..reference_data import FIELDS
+from ..models import Province
+from ..services import accounts, applications, queues
+from .errors import json_error
+from .serialize import case_json, entry_json, iso, permit_json
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PUBLIC = {"api.token", "api.permit"}
+UPLOAD_ENDPOINTS = {"api.upload_document"}
+
+
+@bp.before_request
+def _authenticate():  # type: ignore[no-untyped-def]
+    if request.endpoint not in UPLOAD_ENDPOINTS:
+        request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
+    if request.endpoint in PUBLIC:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, token = header.partition(" ")
+    user = accounts.user_for_token(db.session(), token.strip()) if scheme.lower() == "bearer" and token else None
+    if user is None:
+        return json_error(401, _("Sign in first: send Authorization: Bearer <token>."))
+    g.api_user = user
+    return None
+
+
+def body() -> dict[str, Any]:
+    """The JSON object sent; malformed JSON is a 400 (raised by Flask), a non-object too."""
+    data = request.get_json(force=True, silent=False)
+    if not isinstance(data, dict):
+        raise WorkflowError(_("The body must be a JSON object."))
+    return data
+
+
+def commit() -> None:
+    try:
+        db.session().commit()
+    except IntegrityError as exc:
+        db.session().rollback()
+        raise Conflict(_("This conflicts with a change made at the same moment; try again.")) from exc
+
+
+@bp.post("/token")
+def token():  # type: ignore[no-untyped-def]
+    data = body()
+    email, password = data.get("email"), data.get("password")
+    if not isinstance(email, str) or not isinstance(password, str):
+        return json_error(401, _("Wrong e-mail or password."))
+    user = accounts.authenticate(db.session(), email, password)
+    if user is None:
+        return json_error(401, _("Wrong e-mail or password."))
+    value, expires = accounts.issue_token(db.session(), user)
+    commit()
+    return jsonify(token=value, expires_at=iso(expires))
+
+
+@bp.get("/me")
+def me():  # type: ignore[no-untyped-def]
+    user = g.api_user
+    return jsonify(
+        id=user.id, email=user.email, name=user.name, roles=sorted(user.roles),
+        province=user.province.name_en if user.province else None,
+        county=user.county.name_en if user.county else None,
+        organizations=[{"id": m.organization.id, "name": m.organization.name} for m in user.memberships],
+    )
+
+
+@bp.get("/reference")
+def reference():  # type: ignore[no-untyped-def]
+    provinces = db.session().scalars(select(Province).order_by(Province.id))
+    return jsonify(
+        provinces=[
+            {"id": p.id, "name_fa": p.name_fa, "name_en": p.name_en,
+             "counties": [{"id": c.id, "name_fa": c.name_fa, "name_en": c.name_en} for c in p.counties]}
+            for p in provinces
+        ],
+        fields=[dict(f) for f in FIELDS],
+    )
+
+
+@bp.post("/applications")
+def create_application():  # type: ignore[no-untyped-def]
+    data = body()
+    key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
+    session = db.session()
+    case, created = applications.create(
+        session, g.api_user, kind=data.get("kind", "permit_issuance"),
+        organization_id=data.get("organization_id"), data=data.get("data", {}), idempotency_key=key,
+    )
+    if created:
+        commit()
+    return jsonify(case_json(session, case, g.api_user)), 201
+
+
+def _case(case_id: int):  # type: ignore[no-untyped-def]
+    return engine.get_case(db.session(), g.api_user, case_id)
+
+
+@bp.get("/applications/<int:case_id>")
+def get_application(case_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(case_json(db.session(), _case(case_id), g.api_user))
+
+
+@bp.patch("/applications/<int:case_id>")
+def patch_application(case_id: int):  # type: ignore[no-untyped-def]
+    data = body()
+    case = _case(case_id)
+    applications.update_data(db.session(), g.api_user, case, data.get("data", {}), data.get("version"))
+    commit()
+    return jsonify(case_json(db.session(), case, g.api_user))
+
+
+@bp.post("/applications/<int:case_id>/documents")
+def upload_document(case_id: int):  # type: ignore[no-untyped-def]
+    case = _case(case_id)
+    upload = request.files.get("file")
+    kind = request.form.get("kind", "statute")
+    if kind != "statute":
+        raise Invalid(_("Unknown document kind."), {"kind": _("Unknown document kind.")})
+    if upload is None:
+        raise Invalid(_("Send the file as multipart field 'file'."), {"file": _("Required.")})
+    content = upload.read(current_app.config["MAX_UPLOAD_BYTES"] + 1)
+    doc = applications.attach_document(db.session(), g.api_user, case, content=content,
+                                       filename=upload.filename or "statute.pdf", kind=kind)
+    commit()
+    return jsonify(id=doc.id, kind=doc.kind, name=doc.original_name, size=doc.size, sha256=doc.sha256), 201
+
+
+@bp.post("/applications/<int:case_id>/transitions")
+def transition(case_id: int):  # type: ignore[no-untyped-def]
+    data = body()
+    case = _case(case_id)
+    action, version, comment = data.get("action"), data.get("version"), data.get("comment")
+    fields = {}
+    if not isinstance(action, str) or not action:
+        fields["action"] = _("Name the action.")
+    if not isinstance(version, int) or isinstance(version, bool):
+        fields["version"] = _("Send the version of the case you saw.")
+    if comment is not None and not isinstance(comment, str):
+        fields["comment"] = _("The comment must be text.")
+    if fields:
+        raise Invalid(_("Some fields need attention."), fields)
+    values = {k: v for k, v in data.items() if k not in ("action", "version", "comment")}
+    engine.fire(db.session(), case, action, g.api_user, version=version, comment=comment, values=values)
+    commit()
+    return jsonify(case_json(db.session(), case, g.api_user))
+
+
+@bp.get("/applications/<int:case_id>/history")
+def history(case_id: int):  # type: ignore[no-untyped-def]
+    case = _case(case_id)
+    entries = db.session().scalars(
+        select(AuditEntry).where(AuditEntry.case_id == case.id).order_by(AuditEntry.seq)
+    )
+    return jsonify(entries=[entry_json(e) for e in entries])
+
+
+@bp.get("/queue")
+def queue():  # type: ignore[no-untyped-def]
+    limit_text = request.args.get("limit", "50")
+    if not limit_text.isdigit() or int(limit_text) < 1:
+        raise Invalid(_("limit must be a positive whole number."), {"limit": _("A positive whole number.")})
+    items, next_cursor = queues.page(
+        db.session(), g.api_user, kind=request.args.get("kind") or None,
+        limit=int(limit_text), cursor=request.args.get("cursor") or None,
+    )
+    return jsonify(items=[case_json(db.session(), c, g.api_user) for c in items], next_cursor=next_cursor)
+
+
+@bp.get("/permits/<number>")
+def permit(number: str):  # type: ignore[no-untyped-def]
+    found = db.session().scalar(select(Permit).where(Permit.number == number.strip()))
+    if found is None:
+        raise NotFound(_("No permit with this number."))
+    return jsonify(permit_json(found))

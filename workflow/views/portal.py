@@ -1,0 +1,126 @@
+"""The NGO's side: dashboard, the application form with its statute upload."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from forms.applications import ApplicationForm, NewApplicationForm
+
+from .. import db, engine
+from ..errors import Invalid, WorkflowError
+from ..i18n import lang
+from ..models import Case, Organization, Permit
+from ..reference_data import FIELDS
+from ..services import applications
+
+bp = Blueprint("portal", __name__, url_prefix="/portal")
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    return None
+
+
+@bp.get("/")
+def dashboard():  # type: ignore[no-untyped-def]
+    session = db.session()
+    org_ids = list(current_user.organization_ids)
+    orgs = session.scalars(select(Organization).where(Organization.id.in_(org_ids))).all()
+    cases = session.scalars(
+        select(Case).where(Case.organization_id.in_(org_ids)).order_by(Case.updated_at.desc())
+    ).all()
+    permits = session.scalars(select(Permit).where(Permit.organization_id.in_(org_ids))).all()
+    open_by_org = {c.organization_id for c in cases if c.state not in ("approved", "rejected", "withdrawn")}
+    return render_template("portal/dashboard.html", orgs=orgs, cases=cases, permits=permits,
+                           open_by_org=open_by_org, new_form=NewApplicationForm())
+
+
+@bp.post("/applications/new")
+def new_application():  # type: ignore[no-untyped-def]
+    form = NewApplicationForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = db.session()
+    org_id = form.organization_id.data
+    org = session.get(Organization, org_id) if org_id else None
+    data = {"name": org.name if org else ""}
+    try:
+        case, _created = applications.create(session, current_user, kind="permit_issuance",
+                                              organization_id=org_id, data=data)
+        session.commit()
+    except WorkflowError as exc:
+        session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("portal.dashboard"))
+    return redirect(url_for("portal.edit_application", case_id=case.id))
+
+
+def _choices(case: Case) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    code = lang()
+    fields = [("", _("Choose…"))] + [(f["code"], f["name_fa"] if code == "fa" else f["name_en"]) for f in FIELDS]
+    counties = [("", _("Choose…"))] + [
+        (c.name_fa, c.name(code)) for c in case.organization.province.counties
+    ]
+    return fields, counties
+
+
+@bp.route("/applications/<int:case_id>/edit", methods=["GET", "POST"])
+def edit_application(case_id: int):  # type: ignore[no-untyped-def]
+    session = db.session()
+    case = engine.get_case(session, current_user, case_id)
+    if not applications.editable(case) or case.organization_id not in current_user.organization_ids:
+        return redirect(url_for("cases.show", case_id=case.id))
+    form = ApplicationForm()
+    form.field.choices, form.county.choices = _choices(case)
+    extra: list[str] = []
+    if request.method == "GET":
+        data = case.data or {}
+        form.version.data = str(case.version)
+        form.name.data = data.get("name", "")
+        form.field.data = data.get("field", "")
+        form.county.data = data.get("county", "")
+        form.address.data = data.get("address", "")
+        founders = data.get("founders", [])
+        while len(form.founders.entries) < max(3, len(founders) + 1):
+            form.founders.append_entry()
+        for entry, founder in zip(form.founders.entries, founders):
+            entry.form.full_name.data = founder.get("full_name", "")
+            entry.form.national_id.data = founder.get("national_id", "")
+    elif form.validate_on_submit():
+        wants_submit = "submit" in request.form
+        try:
+            version = int(form.version.data or -1)
+            applications.update_data(session, current_user, case, form.data_for_service(), version)
+            upload = form.statute.data
+            if upload is not None and getattr(upload, "filename", ""):
+                content = upload.read(applications.max_bytes() + 1)
+                applications.attach_document(session, current_user, case, content=content,
+                                             filename=upload.filename)
+            session.commit()
+        except WorkflowError as exc:
+            session.rollback()
+            extra = form.show_errors(exc.fields) if exc.fields else [exc.message]
+            form.version.data = str(case.version)
+            status = 422 if isinstance(exc, Invalid) else exc.status
+            return render_template("portal/application_form.html", form=form, case=case, extra=extra), status
+        if not wants_submit:
+            flash(_("Draft saved."), "success")
+            return redirect(url_for("portal.edit_application", case_id=case.id))
+        action = "submit" if case.state == "draft" else "resubmit"
+        try:
+            engine.fire(session, case, action, current_user, version=case.version)
+            session.commit()
+        except WorkflowError as exc:
+            session.rollback()
+            extra = form.show_errors(exc.fields)
+            flash(_("Your changes are saved, but the application cannot be submitted yet."), "error")
+            form.version.data = str(case.version)
+            return render_template("portal/application_form.html", form=form, case=case, extra=extra), 422
+        flash(_("Your application has been submitted."), "success")
+        return redirect(url_for("cases.show", case_id=case.id))
+    else:
+        flash(_("The form has expired; please try again."), "error")
+    return render_template("portal/application_form.html", form=form, case=case, extra=extra)

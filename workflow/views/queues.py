@@ -1,0 +1,68 @@
+"""Staff work queues, and the auditor's read-only list of every case in their jurisdiction."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .. import db, labels, registry
+from ..errors import WorkflowError
+from ..models import Case, Organization
+from ..services import queues
+from ..text import name_key
+
+bp = Blueprint("queues", __name__)
+PAGE = 25
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    return None
+
+
+@bp.get("/queue")
+def queue():  # type: ignore[no-untyped-def]
+    if not current_user.is_staff:
+        abort(403)
+    session = db.session()
+    state = request.args.get("state") or None
+    try:
+        items, next_cursor = queues.page(session, current_user, state=state, limit=PAGE,
+                                         cursor=request.args.get("cursor") or None)
+    except WorkflowError:
+        items, next_cursor = [], None
+    counts = queues.counts(session, current_user)
+    by_state: dict[str, int] = {}
+    for (_kind, st), n in counts.items():
+        by_state[st] = by_state.get(st, 0) + n
+    return render_template("queues/queue.html", items=items, next_cursor=next_cursor, by_state=by_state,
+                           total=sum(by_state.values()), state=state, labels=labels)
+
+
+@bp.get("/audit")
+def audit():  # type: ignore[no-untyped-def]
+    """Every submitted case an auditor or admin may read, filtered by state and organisation."""
+    if not current_user.roles & {"auditor", "admin", "director"}:
+        abort(403)
+    session = db.session()
+    query = select(Case).where(Case.submitted_at.is_not(None))
+    if current_user.province_id is not None:
+        query = query.where(Case.province_id == current_user.province_id)
+    if current_user.county_id is not None:
+        query = query.where(Case.county_id == current_user.county_id)
+    state = request.args.get("state") or None
+    if state:
+        query = query.where(Case.state == state)
+    org_text = (request.args.get("org") or "").strip()
+    if org_text:
+        query = query.join(Organization).where(Organization.name_key.contains(name_key(org_text)))
+    before = request.args.get("before", "")
+    if before.isdigit():
+        query = query.where(Case.id < int(before))
+    items = session.scalars(query.order_by(Case.id.desc()).limit(PAGE + 1)).all()
+    more = len(items) > PAGE
+    items = items[:PAGE]
+    states = sorted({s for p in registry.PROCESSES.values() for s in p.states} - {"draft"})
+    return render_template("queues/audit.html", items=items, more=more, state=state, org=org_text,
+                           states=states, labels=labels)

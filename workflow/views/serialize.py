@@ -1,0 +1,58 @@
+"""JSON shapes of the API, in one place so every endpoint answers the same way."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..engine import allowed_actions
+from ..models import AuditEntry, Case, Permit, User
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def case_json(session: Session, case: Case, user: User) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "kind": case.kind,
+        "state": case.state,
+        "version": case.version,
+        "organization_id": case.organization_id,
+        "data": case.data or {},
+        "documents": [
+            {"id": d.id, "kind": d.kind, "name": d.original_name, "size": d.size, "sha256": d.sha256,
+             "uploaded_at": iso(d.uploaded_at)}
+            for d in case.documents if not d.superseded
+        ],
+        "actions": allowed_actions(session, case, user),
+        "created_at": iso(case.created_at),
+        "updated_at": iso(case.updated_at),
+        "due_at": iso(case.due_at),
+        "permit_number": case.permit.number if case.permit else None,
+    }
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": iso(entry.at),
+        "actor": {"id": entry.actor.id, "name": entry.actor.name} if entry.actor else {"id": None, "name": "system"},
+        "role": entry.role,
+        "action": entry.action,
+        "from_state": entry.from_state,
+        "to_state": entry.to_state,
+        "comment": entry.comment,
+    }
+
+
+def permit_json(permit: Permit) -> dict[str, Any]:
+    return {
+        "number": permit.number,
+        "organization": permit.organization.name,
+        "state": permit.state,
+        "issued_at": iso(permit.issued_at),
+        "valid_until": iso(permit.valid_until),
+    }
