@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 translations: install
-	$(VENV)/bin/pybabel compile -q -d translations
+	$(VENV)/bin/pybabel compile -d translations 2>&1 | grep -v "^compiling" || true
 
 run: install translations
 	$(FLASK) init-db

@@ -167,11 +167,15 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def session(app: Flask) -> Iterator[Any]:
-    """A session for arranging data and checking results, outside any request."""
-    with app.test_request_context():
+    """A session for arranging data and checking results, outside any request.
+
+    No app context stays pushed during the test: the test client would reuse it, sharing `g`
+    (and so the request's session and CSRF token) across requests.
+    """
+    with app.app_context():
         sess = db.new_session()
-        yield sess
-        sess.close()
+    yield sess
+    sess.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from . import db
@@ -50,6 +50,7 @@ def load_reference_data(session) -> int:  # type: ignore[no-untyped-def]
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Migrate to the newest schema and load the reference data; safe to run again."""
     from .migrate import upgrade
@@ -148,10 +149,9 @@ def demo_seed() -> None:
     """Kerman and Qazvin offices, their NGOs and cases in several states (once)."""
     from . import demo
 
-    with current_app.test_request_context():  # engine messages go through Babel
-        with db.new_session() as session:
-            logins = demo.seed(session)
-            session.commit()
+    with db.new_session() as session:
+        logins = demo.seed(session)
+        session.commit()
     click.echo(f"demo ready: {len(logins)} users, password {demo.DEMO_PASSWORD}")
 
 
@@ -169,6 +169,7 @@ def print_logins() -> None:
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=int(os.environ.get("PORT", 8000)), type=int)
 @click.option("--workers", default=2, type=int)

@@ -71,5 +71,6 @@ class TestConfig(Config):
     def __init__(self, **overrides: object) -> None:
         super().__init__()
         self.TESTING = True
+        self.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
         for key, value in overrides.items():
             setattr(self, key, value)

@@ -113,7 +113,7 @@ def fire(
 ) -> AuditEntry:
     """Run `action` on `case` for `actor` (None: the system itself, e.g. a deadline job)."""
     process = registry.get(case.kind)
-    if action not in process.actions:
+    if not isinstance(action, str) or action not in process.actions:
         raise Invalid(_("Unknown action."), {"action": _("Unknown action.")})
     if actor is not None:
         if not can_see(actor, case):
@@ -146,17 +146,19 @@ def fire(
     now = now or utcnow()
     from_state = case.state
     try:
-        process.fire(
-            case, action, session=session, actor=actor, now=now, comment=text, values=values or {}
-        )
+        # Bookkeeping first, so effects that flush (a permit needs its id) write the case once
+        # and its version moves by exactly one per transition.
         case.updated_at = now
         case.state_entered_at = now
-        case.due_at = due_at(process, case.state, now)
-        if case.submitted_at is None and case.state not in process.terminal:
+        case.due_at = due_at(process, rule.dest, now)
+        if case.submitted_at is None and rule.dest not in process.terminal:
             case.submitted_at = now
         if rule.recommends and actor is not None:
             case.recommended_by_id = actor.id
         case.last_seq += 1
+        process.fire(
+            case, action, session=session, actor=actor, now=now, comment=text, values=values or {}
+        )
         entry = AuditEntry(
             case_id=case.id, seq=case.last_seq, at=now, actor_id=actor.id if actor else None,
             role=role, action=action, from_state=from_state, to_state=case.state,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -16,6 +16,8 @@ from .text import format_number, persian_digits
 
 
 def select_locale() -> str:
+    if not has_request_context():  # CLI and jobs: the office's language
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     choice = session.get("lang")
     if choice in current_app.config["LANGUAGES"]:
         return choice

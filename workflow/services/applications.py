@@ -29,7 +29,7 @@ def create(
     idempotency_key: str | None = None,
 ) -> tuple[Case, bool]:
     """Create a draft; returns (case, created). A repeated idempotency key returns the first case."""
-    if kind not in registry.PROCESSES:
+    if not isinstance(kind, str) or kind not in registry.PROCESSES:
         raise Invalid(_("Unknown kind of application."), {"kind": _("Unknown kind of application.")})
     if not isinstance(organization_id, int) or isinstance(organization_id, bool):
         raise Invalid(_("Choose an organisation."), {"organization_id": _("Choose an organisation.")})

@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, and_, exists, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -31,7 +32,7 @@ def _decode(cursor: str) -> tuple[datetime, int]:
         at, case_id = json.loads(raw)
         return datetime.fromisoformat(at), int(case_id)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise Invalid("Invalid cursor.", {"cursor": "Invalid cursor."}) from exc
+        raise Invalid(_("Invalid cursor."), {"cursor": _("Invalid cursor.")}) from exc
 
 
 def actionable(user: User, kind: str | None = None, state: str | None = None) -> Select[Any]:
@@ -74,7 +75,7 @@ def page(
     limit: int = 50, cursor: str | None = None,
 ) -> tuple[list[Case], str | None]:
     if kind and kind not in registry.PROCESSES:
-        raise Invalid("Unknown kind.", {"kind": "Unknown kind."})
+        raise Invalid(_("Unknown kind."), {"kind": _("Unknown kind.")})
     limit = max(1, min(int(limit), MAX_LIMIT))
     query = actionable(user, kind, state).order_by(Case.state_entered_at, Case.id)
     if cursor:

@@ -19,13 +19,10 @@ from .serialize import case_json, entry_json, iso, permit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PUBLIC = {"api.token", "api.permit"}
-UPLOAD_ENDPOINTS = {"api.upload_document"}
 
 
 @bp.before_request
 def _authenticate():  # type: ignore[no-untyped-def]
-    if request.endpoint not in UPLOAD_ENDPOINTS:
-        request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
     if request.endpoint in PUBLIC:
         return None
     header = request.headers.get("Authorization", "")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .. import db
@@ -29,7 +30,33 @@ def json_error(status: int, message: str, fields: dict[str, str] | None = None, 
     return jsonify(body), status
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def register(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul():  # type: ignore[no-untyped-def]
+        """NUL never belongs in text, and PostgreSQL refuses it deep inside a query: stop it here."""
+        # The API's JSON bodies are small; only its upload route takes files. Set the limit
+        # before anything reads the body, or the stream is already open without it.
+        if wants_json() and request.endpoint != "api.upload_document":
+            request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
+        if "\x00" in request.full_path or any(_has_nul(v) for v in request.form.values()):
+            abort(400)
+        limit = current_app.config["API_MAX_BODY_BYTES"]
+        if request.is_json and request.content_length and request.content_length <= limit:
+            data = request.get_json(silent=True)
+            if _has_nul(data):
+                abort(400)
+        return None
+
     @app.errorhandler(WorkflowError)
     def _workflow_error(exc: WorkflowError):  # type: ignore[no-untyped-def]
         db.session().rollback()
@@ -37,13 +64,22 @@ def register(app: Flask) -> None:
             return json_error(exc.status, exc.message, exc.fields, exc.code)
         return render_template("errors/error.html", status=exc.status, message=exc.message), exc.status
 
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+        message = _("The form has expired or did not come from this site; reload the page and try again.")
+        if wants_json():
+            return json_error(400, message, code="csrf")
+        return render_template("errors/error.html", status=400, message=message), 400
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         status = exc.code or 500
         message = {
             404: _("Not found."), 403: _("You may not do this."), 413: _("The request is too large."),
             405: _("This method is not allowed here."), 400: _("The request could not be understood."),
-        }.get(status, exc.description or exc.name)
+            401: _("Sign in first."), 415: _("This content type is not accepted here."),
+            429: _("Too many attempts; wait a little and try again."),
+        }.get(status, _("The request could not be completed."))
         if wants_json():
             return json_error(status, message)
         return render_template("errors/error.html", status=status, message=message), status

@@ -23,7 +23,7 @@ def _signed_in() -> None:
 
 @bp.get("/queue")
 def queue():  # type: ignore[no-untyped-def]
-    if not current_user.is_staff:
+    if not current_user.has_role("intake", "expert", "director", "finance"):
         abort(403)
     session = db.session()
     state = request.args.get("state") or None

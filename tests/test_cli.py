@@ -1,0 +1,51 @@
+"""Operator commands, as an operator types them."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from workflow.models import AuditEntry, Case, Organization, Permit, Province, User
+
+
+def test_init_db_is_repeatable(app, session):
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["init-db"])
+    assert r.exit_code == 0 and "0 reference rows added" in r.output
+    assert session.scalar(select(func.count(Province.id))) == 31
+
+
+def test_orgs_and_users(app, session):
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["orgs", "create", "--name", "كانون فرهنگي جوانان آبيك", "--province", "قزوین",
+                            "--county", "Abyek"])
+    assert r.exit_code == 0, r.output
+    org_id = int(r.output.strip())
+    org = session.get(Organization, org_id)
+    assert org.name == "کانون فرهنگی جوانان آبیک" and org.county.name_en == "Abyek"
+    dup = runner.invoke(args=["orgs", "create", "--name", "کانون فرهنگی جوانان\u200cآبیک", "--province", "Qazvin"])
+    assert dup.exit_code != 0 and "سازمان دیگری با همین نام" in dup.output
+    assert runner.invoke(args=["orgs", "create", "--name", "x y z", "--province", "Atlantis"]).exit_code != 0
+    r = runner.invoke(args=["users", "create", "--email", "Clerk@Example.ir", "--password", "p4ss-word", "--name", "منشی",
+                            "--role", "intake", "--role", "expert", "--province", "Qazvin", "--county", "تاکستان"])
+    assert r.exit_code == 0, r.output
+    user = session.scalar(select(User).where(User.email == "clerk@example.ir"))
+    assert user.roles == {"intake", "expert"} and user.county.name_en == "Takestan"
+    r = runner.invoke(args=["users", "create", "--email", "n@example.ir", "--password", "p", "--name", "n",
+                            "--role", "applicant", "--organization", "کانون فرهنگی جوانان آبیک"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(args=["users", "create", "--email", "n@example.ir", "--password", "p", "--name", "n",
+                               "--role", "applicant"]).exit_code != 0
+    assert runner.invoke(args=["users", "create", "--email", "z@example.ir", "--password", "p", "--name", "n",
+                               "--role", "wizard"]).exit_code != 0
+
+
+def test_demo_seed(app, session):
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["demo", "seed"])
+    assert r.exit_code == 0, r.output
+    states = dict(session.execute(select(Case.state, func.count()).group_by(Case.state)).all())
+    assert {"draft", "submitted", "needs_correction", "under_review", "awaiting_decision", "approved"} <= set(states)
+    assert session.scalar(select(func.count(Permit.id))) == states["approved"]
+    assert session.scalar(select(func.count(AuditEntry.id))) > 10
+    again = runner.invoke(args=["demo", "seed"])
+    assert again.exit_code == 0
+    assert session.scalar(select(func.count(Case.id))) == sum(states.values())
