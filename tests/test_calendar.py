@@ -240,3 +240,16 @@ def test_working_days_between_inverts_add_working_days(days: int, thursday_off: 
     end = add_working_days(start, days, thursday_off=thursday_off, holidays=holidays)
     assert is_working_day(end, thursday_off=thursday_off, holidays=holidays) or days == 0
     assert working_days_between(start, end, thursday_off=thursday_off, holidays=holidays) == days
+
+
+def test_add_jalali_years_keeps_the_jalali_day():
+    from workflow.calendar import add_jalali_years, format_date
+
+    issued = datetime(2026, 11, 22, 8, 30, tzinfo=timezone.utc)  # 1 Azar 1405, Tehran
+    until = add_jalali_years(issued, 3)
+    assert format_date(issued, "en") == "1 Azar 1405" and format_date(until, "en") == "1 Azar 1408"
+    assert until.tzinfo is not None and until.hour == 8 and until.minute == 30
+    # 30 Esfand 1403 (a leap year) → 29 Esfand 1404
+    leap_end = datetime(2025, 3, 20, 6, 0, tzinfo=timezone.utc)
+    assert format_date(leap_end, "en") == "30 Esfand 1403"
+    assert format_date(add_jalali_years(leap_end, 1), "en") == "29 Esfand 1404"

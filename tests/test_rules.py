@@ -135,3 +135,12 @@ def test_resubmit_after_correction(api):
     r = api.patch(f"/api/v1/applications/{case_id}", "ngo", {"data": data, "version": case["version"]})
     assert r.status_code == 200 and r.get_json()["data"]["address"].endswith("پلاک 8")
     assert api.act(case_id, "resubmit", "ngo").status_code == 200
+
+
+def test_no_second_permit_application_while_one_is_live(api):
+    case_id = api.ready()
+    api.advance(case_id, *TO_AWAITING, ("approve", "director"))
+    r = api.post("/api/v1/applications", "ngo", {"kind": "permit_issuance", "organization_id": api.world.orgs["org1"],
+                                                "data": {}})
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 409 and "تمدید" in message

@@ -251,3 +251,17 @@ def working_days_between(
         if is_working_day(current, thursday_off=thursday_off, holidays=holidays):
             count += 1
     return count
+
+
+def add_jalali_years(moment: datetime, years: int) -> datetime:
+    """The same Tehran clock time `years` Jalali years later (30 Esfand → 29 in a common year).
+
+    Permits are issued and read in the Jalali calendar: three years from 1 Azar 1405 must end
+    on 1 Azar 1408, which adding Gregorian years would miss by a day.
+    """
+    local = to_tehran(moment)
+    j = jdatetime.date.fromgregorian(date=local.date())
+    year = j.year + years
+    day = min(j.day, _days_in_month(year, j.month))
+    target = jdatetime.date(year, j.month, day).togregorian()
+    return datetime.combine(target, local.timetz()).astimezone(timezone.utc)

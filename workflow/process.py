@@ -55,6 +55,8 @@ class Process:
     # (session, case, raw data, complete=bool) → (clean data, field errors)
     clean_data: Callable[..., tuple[dict[str, Any], dict[str, str]]] | None = None
     title: Any = ""
+    # (session, organisation) → why it may not open a case of this kind now, or None
+    opening_check: Callable[..., str | None] | None = None
     machine: Machine = field(init=False)
 
     def __post_init__(self) -> None:

@@ -53,6 +53,10 @@ def create(
     )
     if open_case is not None:
         raise Conflict(_("This organisation already has an open application of this kind."))
+    if process.opening_check is not None:
+        reason = process.opening_check(session, org)
+        if reason:
+            raise Conflict(reason)
     now = utcnow()
     case = Case(
         kind=kind, state=process.initial, organization_id=org.id, province_id=org.province_id,

@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..calendar import jalali_year
+from ..calendar import add_jalali_years, jalali_year
 from ..models import Case, County, Organization, Permit
 from ..process import Deadline, Process, Rule
 from ..reference_data import FIELD_CODES
@@ -155,11 +155,7 @@ def issue_permit(event: Any) -> None:
     case: Case = event.model
     session: Session = event.kwargs["session"]
     now: datetime = event.kwargs["now"]
-    years = current_app.config["PERMIT_VALIDITY_YEARS"]
-    try:
-        valid_until = now.replace(year=now.year + years)
-    except ValueError:  # 29 February
-        valid_until = now.replace(year=now.year + years, day=28)
+    valid_until = add_jalali_years(now, current_app.config["PERMIT_VALIDITY_YEARS"])
     permit = Permit(
         case=case, organization_id=case.organization_id, province_id=case.province_id,
         state="active", issued_at=now, valid_until=valid_until,
@@ -172,6 +168,16 @@ def issue_permit(event: Any) -> None:
     if name:
         case.organization.name = name
         case.organization.name_key = name_key(name)
+
+
+def may_open(session: Session, org: Organization) -> str | None:
+    """An organisation holding a live permit renews it; it does not apply for a second one."""
+    held = session.scalar(
+        select(Permit.number).where(Permit.organization_id == org.id, Permit.state.in_(("active", "suspended")))
+    )
+    if held:
+        return str(_l("This organisation already holds permit %(number)s; renew it instead.", number=held))
+    return None
 
 
 RULES = (
@@ -204,4 +210,5 @@ PROCESS = Process(
     notify_applicants=frozenset({"accept", "return_for_correction", "approve", "reject"}),
     clean_data=clean_data,
     title=TITLE,
+    opening_check=may_open,
 )

@@ -13,6 +13,7 @@ from ..errors import Invalid, WorkflowError
 from ..i18n import lang
 from ..models import Case, Organization, Permit
 from ..reference_data import FIELDS
+from ..text import persian_digits
 from ..services import applications
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -33,7 +34,9 @@ def dashboard():  # type: ignore[no-untyped-def]
         select(Case).where(Case.organization_id.in_(org_ids)).order_by(Case.updated_at.desc())
     ).all()
     permits = session.scalars(select(Permit).where(Permit.organization_id.in_(org_ids))).all()
+    # Where an application is open or a permit is live, the next step is not a new application.
     open_by_org = {c.organization_id for c in cases if c.state not in ("approved", "rejected", "withdrawn")}
+    open_by_org |= {p.organization_id for p in permits if p.state in ("active", "suspended")}
     return render_template("portal/dashboard.html", orgs=orgs, cases=cases, permits=permits,
                            open_by_org=open_by_org, new_form=NewApplicationForm())
 
@@ -79,10 +82,11 @@ def edit_application(case_id: int):  # type: ignore[no-untyped-def]
     if request.method == "GET":
         data = case.data or {}
         form.version.data = str(case.version)
-        form.name.data = data.get("name", "")
+        shown = persian_digits if lang() == "fa" else str
+        form.name.data = shown(data.get("name", ""))
         form.field.data = data.get("field", "")
         form.county.data = data.get("county", "")
-        form.address.data = data.get("address", "")
+        form.address.data = shown(data.get("address", ""))
         founders = data.get("founders", [])
         while len(form.founders.entries) < max(3, len(founders) + 1):
             form.founders.append_entry()
@@ -91,14 +95,24 @@ def edit_application(case_id: int):  # type: ignore[no-untyped-def]
             entry.form.national_id.data = founder.get("national_id", "")
     elif form.validate_on_submit():
         wants_submit = "submit" in request.form
-        try:
-            version = int(form.version.data or -1)
-            applications.update_data(session, current_user, case, form.data_for_service(), version)
-            upload = form.statute.data
-            if upload is not None and getattr(upload, "filename", ""):
+        upload = form.statute.data
+        if upload is not None and getattr(upload, "filename", ""):
+            # The statute is kept even if the fields below need fixing: the applicant should
+            # not have to pick the file again because of a typo in a national ID.
+            try:
                 content = upload.read(applications.max_bytes() + 1)
                 applications.attach_document(session, current_user, case, content=content,
                                              filename=upload.filename)
+                session.commit()
+            except WorkflowError as exc:
+                session.rollback()
+                extra = form.show_errors(exc.fields) if exc.fields else [exc.message]
+                form.version.data = str(case.version)
+                return render_template("portal/application_form.html", form=form, case=case,
+                                       extra=extra), exc.status
+        try:
+            version = int(form.version.data or -1)
+            applications.update_data(session, current_user, case, form.data_for_service(), version)
             session.commit()
         except WorkflowError as exc:
             session.rollback()
