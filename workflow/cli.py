@@ -202,6 +202,7 @@ def serve(host: str, port: int, workers: int) -> None:
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
     try:
         while not stopping and all(p.poll() is None for p in procs):
             time.sleep(0.5)
