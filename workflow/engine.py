@@ -14,6 +14,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import registry
@@ -25,6 +26,12 @@ from .text import normalize
 
 MAX_COMMENT = 5000
 SYSTEM_ROLE = "system"
+
+
+def is_lost_race(exc: OperationalError) -> bool:
+    """A deadlock victim or a serialisation failure lost to a concurrent writer: a 409, not a 500."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
 
 
 def in_jurisdiction(user: User, case: Case) -> bool:
@@ -159,6 +166,9 @@ def fire(
         process.fire(
             case, action, session=session, actor=actor, now=now, comment=text, values=values or {}
         )
+        # Write the case first: its `WHERE version = ?` is what decides a race, and a loser
+        # must block on the row and fail there, not on the audit table's unique key.
+        session.flush()
         entry = AuditEntry(
             case_id=case.id, seq=case.last_seq, at=now, actor_id=actor.id if actor else None,
             role=role, action=action, from_state=from_state, to_state=case.state,
@@ -166,7 +176,11 @@ def fire(
         )
         session.add(entry)
         session.flush()
-    except StaleDataError as exc:
+    except (StaleDataError, IntegrityError) as exc:
+        raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
+    except OperationalError as exc:
+        if not is_lost_race(exc):
+            raise
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
     if action in process.notify_applicants:
         _notify_members(session, case, action, text)

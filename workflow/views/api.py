@@ -6,7 +6,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .. import db, engine
 from ..errors import Conflict, Invalid, NotFound, WorkflowError
@@ -47,6 +47,11 @@ def commit() -> None:
         db.session().commit()
     except IntegrityError as exc:
         db.session().rollback()
+        raise Conflict(_("This conflicts with a change made at the same moment; try again.")) from exc
+    except OperationalError as exc:
+        db.session().rollback()
+        if not engine.is_lost_race(exc):
+            raise
         raise Conflict(_("This conflicts with a change made at the same moment; try again.")) from exc
 
 
