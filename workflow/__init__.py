@@ -52,11 +52,11 @@ def register_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> Any:
-        from .models import User
-
         if not user_id.isdigit():
             return None
-        return db.session().get(User, int(user_id))
+        from .services.accounts import load_user
+
+        return load_user(db.session(), int(user_id))
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,13 +7,15 @@ or command that called it decides, so a transition and its records land together
 """
 from __future__ import annotations
 
+import functools
+
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, insert, literal, select
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -21,6 +23,7 @@ from . import registry
 from .calendar import add_working_days
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import AuditEntry, Case, Membership, Notification, User, UserRole, utcnow
+from .models.types import UTCDateTime
 from .process import Process, Rule
 from .text import normalize
 
@@ -53,9 +56,12 @@ def can_see(user: User, case: Case) -> bool:
     return user.is_staff and case.submitted_at is not None and in_jurisdiction(user, case)
 
 
-def get_case(session: Session, user: User, case_id: int, *, for_update: bool = False) -> Case:
-    """The case if the user may see it; otherwise 404, so ids of others' cases leak nothing."""
-    case = session.get(Case, case_id)
+def get_case(session: Session, user: User, case_id: int) -> Case:
+    """The case if the user may see it; otherwise 404, so ids of others' cases leak nothing.
+
+    Its permit and documents come in the same query: every caller shows or checks them.
+    """
+    case = session.get(Case, case_id, options=[joinedload(Case.permit), joinedload(Case.documents)])
     if case is None or not can_see(user, case):
         raise NotFound(_("No such case."))
     return case
@@ -166,11 +172,11 @@ def fire(
         process.fire(
             case, action, session=session, actor=actor, now=now, comment=text, values=values or {}
         )
-        # Write the case first: its `WHERE version = ?` is what decides a race, and a loser
-        # must block on the row and fail there, not on the audit table's unique key.
-        session.flush()
+        # The entry's relationship to its case makes the flush write the case first: its
+        # `WHERE version = ?` decides a race, so a loser blocks on the row and fails there,
+        # not on the audit table's unique key.
         entry = AuditEntry(
-            case_id=case.id, seq=case.last_seq, at=now, actor_id=actor.id if actor else None,
+            case=case, case_id=case.id, seq=case.last_seq, at=now, actor_id=actor.id if actor else None,
             role=role, action=action, from_state=from_state, to_state=case.state,
             comment=text or None,
         )
@@ -187,26 +193,33 @@ def fire(
     return entry
 
 
+@functools.cache
+def _notify_statement():  # type: ignore[no-untyped-def]
+    """INSERT … SELECT of one outbox row per applicant of the organisation, built once."""
+    table = Notification.__table__
+    members = (
+        select(
+            Membership.user_id, bindparam("case_id"), bindparam("kind"),
+            bindparam("payload", type_=table.c.payload.type), bindparam("now", type_=UTCDateTime()),
+            literal(0),
+        )
+        .join(UserRole, UserRole.user_id == Membership.user_id)
+        .where(Membership.organization_id == bindparam("organization_id"), UserRole.role == "applicant")
+    )
+    return (
+        insert(table)
+        .from_select(["user_id", "case_id", "kind", "payload", "created_at", "attempts"], members)
+        .returning(table.c.id)
+    )
+
+
 def _notify_members(session: Session, case: Case, action: str, comment: str) -> None:
     """Outbox rows for the organisation's applicants; delivery is enqueued after commit."""
     from jobs.queue import enqueue_after_commit
 
-    user_ids = session.scalars(
-        select(Membership.user_id)
-        .join(UserRole, UserRole.user_id == Membership.user_id)
-        .where(Membership.organization_id == case.organization_id, UserRole.role == "applicant")
-    ).all()
-    rows = [
-        Notification(
-            user_id=uid, case_id=case.id, kind=f"case.{action}",
-            payload={
-                "action": action, "state": case.state, "comment": comment,
-                "permit_number": case.permit.number if case.permit else None,
-            },
-        )
-        for uid in user_ids
-    ]
-    session.add_all(rows)
-    session.flush()
-    for row in rows:
-        enqueue_after_commit(session, "jobs.notify.deliver", row.id)
+    ids = session.execute(_notify_statement(), {
+        "case_id": case.id, "kind": f"case.{action}", "organization_id": case.organization_id,
+        "payload": {"action": action, "state": case.state, "comment": comment}, "now": utcnow(),
+    }).scalars().all()
+    for notification_id in ids:
+        enqueue_after_commit(session, "jobs.notify.deliver", notification_id)

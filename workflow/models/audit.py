@@ -28,3 +28,5 @@ class AuditEntry(Base):
     comment: Mapped[str | None] = mapped_column(Text)
 
     actor: Mapped[User | None] = relationship(lazy="joined")
+    # Declared so the unit of work writes the case (and its version check) before the entry.
+    case: Mapped["Case"] = relationship()  # noqa: F821

@@ -46,10 +46,10 @@ class Case(Base):
 
     organization: Mapped[Organization] = relationship(lazy="joined")
     documents: Mapped[list["Document"]] = relationship(
-        back_populates="case", order_by="Document.id", lazy="selectin"
+        back_populates="case", order_by="Document.id", lazy="select"
     )
     permit: Mapped["Permit | None"] = relationship(  # noqa: F821
-        back_populates="case", uselist=False, lazy="selectin"
+        back_populates="case", uselist=False, lazy="select"
     )
 
     __mapper_args__ = {"version_id_col": version}

@@ -22,5 +22,6 @@ class Organization(Base):
     county_id: Mapped[int | None] = mapped_column(ForeignKey("counties.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    province: Mapped[Province] = relationship(lazy="joined")
-    county: Mapped[County | None] = relationship(lazy="joined")
+    # Loaded on access: the transition path never needs them, pages get them from the identity map.
+    province: Mapped[Province] = relationship()
+    county: Mapped[County | None] = relationship()

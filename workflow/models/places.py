@@ -15,7 +15,7 @@ class Province(Base):
     name_fa: Mapped[str] = mapped_column(String(100))
     name_en: Mapped[str] = mapped_column(String(100))
     counties: Mapped[list["County"]] = relationship(
-        back_populates="province", order_by="County.name_fa", lazy="selectin"
+        back_populates="province", order_by="County.name_fa"
     )
 
     def name(self, locale: str) -> str:

@@ -36,26 +36,32 @@ class User(UserMixin, Base):
     locale: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    province: Mapped[Province | None] = relationship(lazy="joined")
-    county: Mapped[County | None] = relationship(lazy="joined")
-    role_rows: Mapped[list["UserRole"]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin"
-    )
+    province: Mapped[Province | None] = relationship()
+    county: Mapped[County | None] = relationship()
+    role_rows: Mapped[list["UserRole"]] = relationship(cascade="all, delete-orphan")
     memberships: Mapped[list["Membership"]] = relationship(
-        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="user", cascade="all, delete-orphan"
     )
 
     @property
     def is_active(self) -> bool:  # Flask-Login asks this
         return self.is_active_flag
 
+    # Every request asks for roles and memberships several times; `accounts.load_user` fetches
+    # them with the user in one query and primes these, so no relationship load is needed.
     @property
     def roles(self) -> frozenset[str]:
-        return frozenset(r.role for r in self.role_rows)
+        primed = self.__dict__.get("_primed_roles")
+        return primed if primed is not None else frozenset(r.role for r in self.role_rows)
 
     @property
     def organization_ids(self) -> frozenset[int]:
-        return frozenset(m.organization_id for m in self.memberships)
+        primed = self.__dict__.get("_primed_org_ids")
+        return primed if primed is not None else frozenset(m.organization_id for m in self.memberships)
+
+    def prime(self, roles: str | None, organization_ids: str | None) -> None:
+        self.__dict__["_primed_roles"] = frozenset(filter(None, (roles or "").split(",")))
+        self.__dict__["_primed_org_ids"] = frozenset(int(x) for x in (organization_ids or "").split(",") if x)
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -90,7 +96,7 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     user: Mapped[User] = relationship(back_populates="memberships")
-    organization: Mapped["Organization"] = relationship(lazy="joined")  # noqa: F821
+    organization: Mapped["Organization"] = relationship()  # noqa: F821
 
 
 class ApiToken(Base):

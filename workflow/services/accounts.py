@@ -1,12 +1,13 @@
 """Users, organisations, sign-in and API tokens."""
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, Invalid
@@ -85,8 +86,49 @@ def issue_token(session: Session, user: User) -> tuple[str, datetime]:
     return token, expires
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(token)))
-    if row is None or row.expires_at <= utcnow() or not row.user.is_active:
+@functools.cache
+def _principal_query():  # type: ignore[no-untyped-def]
+    """Built once: constructing it costs more than running it."""
+    roles = (
+        select(func.aggregate_strings(UserRole.role, ","))
+        .where(UserRole.user_id == User.id)
+        .scalar_subquery()
+    )
+    orgs = (
+        select(func.aggregate_strings(cast(Membership.organization_id, String), ","))
+        .where(Membership.user_id == User.id)
+        .scalar_subquery()
+    )
+    return select(User, roles, orgs)
+
+
+def load_user(session: Session, user_id: int) -> User | None:
+    """The user with roles and memberships, in one query (every signed-in page asks)."""
+    row = session.execute(_principal_query().where(User.id == user_id)).one_or_none()
+    if row is None:
         return None
-    return row.user
+    user, roles, orgs = row
+    user.prime(roles, orgs)
+    return user
+
+
+@functools.cache
+def _token_query():  # type: ignore[no-untyped-def]
+    return (
+        _principal_query()
+        .add_columns(ApiToken.expires_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == bindparam("token_hash"))
+    )
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The bearer token's user, with roles and memberships, in one query."""
+    row = session.execute(_token_query(), {"token_hash": ApiToken.hash(token)}).one_or_none()
+    if row is None:
+        return None
+    user, roles, orgs, expires_at = row
+    if expires_at <= utcnow() or not user.is_active:
+        return None
+    user.prime(roles, orgs)
+    return user

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import Select, and_, exists, false, func, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from .. import registry
 from ..errors import Invalid
@@ -81,6 +81,7 @@ def page(
     if cursor:
         at, case_id = _decode(cursor)
         query = query.where(tuple_(Case.state_entered_at, Case.id) > tuple_(at, case_id))
+    query = query.options(selectinload(Case.documents), selectinload(Case.permit))
     rows = list(session.scalars(query.limit(limit + 1)))
     next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor

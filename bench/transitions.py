@@ -1,0 +1,445 @@
+"""Throughput of HTTP transitions: the real app against a bare Flask + psycopg baseline.
+
+    .venv/bin/python bench/transitions.py [--cases N] [--seconds S] [--clients 1,16]
+                                          [--worker-class gthread|sync] [--workers W] [--threads T]
+                                          [--trace] [--profile N]
+
+What it does, on loopback only:
+  1. creates its own PostgreSQL database (dropped at the end), migrates it like `init-db`;
+  2. with the app's services: a Kerman office (intake officers, an expert, a director), an
+     applicant and one complete permit application moved to `submitted` by the engine; then
+     N-1 more organisations and submitted cases (with their statute, membership and audit rows)
+     copied from it in SQL, so each case is as valid as the first and has its own NGO;
+  3. serves `wsgi:app` with gunicorn and, for each client count, POSTs
+     /api/v1/applications/<id>/transitions {"action": "accept", "version": v} on distinct
+     submitted cases (each case once) for S seconds, timing every request;
+  4. does the same against bench/bare_app.py under the same gunicorn settings;
+  5. prints transitions/s, p50, p99 and errors per run and the real/bare ratio.
+
+--trace prints the SQL one real transition issues; --profile N runs N transitions in-process
+under cProfile (no HTTP) and prints where the time goes. Load generator and servers share the
+machine's cores, so absolute numbers are lower than on a dedicated server.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import http.client
+import io
+import json
+import logging
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run as a script, this file's folder comes first on sys.path and this module's name would hide
+# the `transitions` library the app's state machines are built on.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from tests.live_server import (  # noqa: E402
+    Gunicorn, cheap_password_hashing, create_database, drop_database, libpq_dsn, migrate,
+)
+from tests.support import PASSWORD, PDF, good_data  # noqa: E402
+
+TARGET_RATE = 500
+TARGET_RATIO = 0.8
+# Chosen on a 2-core machine with the client on the same cores, 16 clients, 5 s runs (trans/s):
+#   gthread -w 2 --threads 8: real 123, bare 590    gthread -w 4 --threads 4: real 159, bare 670
+#   gthread -w 3 --threads 4: real 168, bare 626    sync -w 4: real 140, bare 556    sync -w 3: 148 / 589
+# gthread keeps client connections alive (sync closes each one) and overlaps a thread's database
+# waits with another's Python; more processes than cores lets the GIL-bound app use both cores
+# while PostgreSQL waits on I/O. Differences between the gthread rows are near the noise.
+DEFAULT_WORKER_CLASS, DEFAULT_WORKERS, DEFAULT_THREADS = "gthread", 4, 4
+INTAKE_OFFICERS = 16
+
+
+@dataclass
+class Setup:
+    db_name: str
+    url: str
+    upload_dir: Path
+    case_ids: list[int]
+    version: int
+    tokens: list[str]
+    template_case: int = 0
+
+
+# -- data ----------------------------------------------------------------------------------------
+def prepare(n_cases: int) -> Setup:
+    from workflow import create_app, db, engine
+    from workflow.config import TestConfig
+    from workflow.services import accounts, applications
+
+    db_name, url = create_database("wf_bench")
+    upload_dir = Path(tempfile.mkdtemp(prefix="wf-bench-uploads-"))
+    try:
+        migrate(url)
+        app = create_app(TestConfig(DATABASE_URL=url, REDIS_URL="", UPLOAD_DIR=upload_dir))
+        logging.getLogger().setLevel(logging.WARNING)
+        with app.test_request_context(), cheap_password_hashing(), db.new_session() as s:
+            kerman = accounts.find_province(s, "kerman")
+            county = accounts.find_county(s, kerman, "Kerman")
+            name = "انجمن محک کرمان"
+            org = accounts.create_organization(s, name=name, province=kerman, county=county)
+
+            def person(email: str, roles: list[str], **kw: Any) -> Any:
+                return accounts.create_user(s, email=email, password=PASSWORD, name=email.split("@")[0],
+                                            roles=roles, **kw)
+
+            ngo = person("ngo@bench.ir", ["applicant"], organizations=[org])
+            intakes = [person(f"intake{i:02d}@bench.ir", ["intake"], province=kerman)
+                       for i in range(INTAKE_OFFICERS)]
+            person("expert@bench.ir", ["expert"], province=kerman)
+            person("director@bench.ir", ["director"], province=kerman)
+            case, _created = applications.create(s, ngo, kind="permit_issuance", organization_id=org.id,
+                                                 data=good_data(name=name))
+            applications.attach_document(s, ngo, case, content=PDF, filename="statute.pdf")
+            engine.fire(s, case, "submit", ngo, version=case.version)
+            tokens = [accounts.issue_token(s, u)[0] for u in intakes]
+            s.commit()
+            template_case, template_org, version = case.id, org.id, case.version
+            stored_name = case.documents[0].stored_name
+        app.extensions["db_engine"].dispose()
+        case_ids = [template_case, *clone_cases(url, template_case, template_org, n_cases - 1)]
+        source = upload_dir / stored_name
+        for i in range(1, n_cases):  # every copied document row has its file (hard links: cheap)
+            os.link(source, upload_dir / f"bench-{i}-{stored_name}")
+        return Setup(db_name, url, upload_dir, case_ids, version, tokens, template_case)
+    except BaseException:
+        drop_database(db_name)
+        shutil.rmtree(upload_dir, ignore_errors=True)
+        raise
+
+
+def clone_cases(url: str, case_id: int, org_id: int, n: int) -> list[int]:
+    """n more NGOs, each with a submitted copy of the template case; returns the new case ids."""
+    if n <= 0:
+        return []
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        org_base = conn.execute("SELECT max(id) FROM organizations").fetchone()[0]
+        case_base = conn.execute("SELECT max(id) FROM cases").fetchone()[0]
+        p = {"org": org_id, "case": case_id, "n": n, "ob": org_base, "cb": case_base}
+        # name_key(name + " " + g) == name_key(name) + g: the key drops spaces (checked in workflow.text)
+        conn.execute("""
+            INSERT INTO organizations (id, name, name_key, province_id, county_id, created_at)
+            SELECT %(ob)s + g, o.name || ' ' || g, o.name_key || g, o.province_id, o.county_id, o.created_at
+            FROM organizations o, generate_series(1, %(n)s) g WHERE o.id = %(org)s""", p)
+        conn.execute("""
+            INSERT INTO memberships (user_id, organization_id)
+            SELECT m.user_id, %(ob)s + g FROM memberships m, generate_series(1, %(n)s) g
+            WHERE m.organization_id = %(org)s""", p)
+        conn.execute("""
+            INSERT INTO cases (id, kind, state, version, organization_id, province_id, county_id, data,
+                               created_by_id, created_at, updated_at, state_entered_at, submitted_at, due_at,
+                               recommended_by_id, last_seq)
+            SELECT %(cb)s + g, kind, state, version, %(ob)s + g, province_id, county_id,
+                   jsonb_set(data, '{name}', to_jsonb((data->>'name') || ' ' || g)),
+                   created_by_id, created_at, updated_at, state_entered_at, submitted_at, due_at,
+                   recommended_by_id, last_seq
+            FROM cases c, generate_series(1, %(n)s) g WHERE c.id = %(case)s""", p)
+        conn.execute("""
+            INSERT INTO documents (case_id, kind, original_name, stored_name, content_type, size, sha256,
+                                   uploaded_by_id, uploaded_at, superseded)
+            SELECT %(cb)s + g, kind, original_name, 'bench-' || g || '-' || stored_name, content_type, size,
+                   sha256, uploaded_by_id, uploaded_at, superseded
+            FROM documents d, generate_series(1, %(n)s) g WHERE d.case_id = %(case)s""", p)
+        conn.execute("""
+            INSERT INTO audit_entries
+                (case_id, seq, at, actor_id, role, action, from_state, to_state, comment)
+            SELECT %(cb)s + g, seq, at, actor_id, role, action, from_state, to_state, comment
+            FROM audit_entries a, generate_series(1, %(n)s) g WHERE a.case_id = %(case)s""", p)
+        for table in ("organizations", "cases"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                         f"(SELECT max(id) FROM {table}))")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE")
+    return [case_base + g for g in range(1, n + 1)]
+
+
+# -- load ----------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    label: str
+    clients: int
+    ok: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    exhausted: bool = False
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+class Cases:
+    """Hands out each submitted case once, across all runs."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        self.next = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self.lock:
+            if self.next >= len(self.ids):
+                return None
+            self.next += 1
+            return self.ids[self.next - 1]
+
+    @property
+    def left(self) -> int:
+        return len(self.ids) - self.next
+
+
+def load(port: int, cases: Cases, version: int, tokens: list[str], clients: int, seconds: float,
+         label: str) -> Result:
+    result = Result(label, clients)
+    barrier = threading.Barrier(clients + 1)
+    lock = threading.Lock()
+    stop_at = [0.0]
+
+    def client(i: int) -> None:
+        headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}", "Content-Type": "application/json"}
+        body = json.dumps({"action": "accept", "version": version}).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        lat: list[float] = []
+        ok = errors = 0
+        samples: list[str] = []
+        exhausted = False
+        barrier.wait()
+        while time.perf_counter() < stop_at[0]:
+            case_id = cases.take()
+            if case_id is None:
+                exhausted = True
+                break
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", f"/api/v1/applications/{case_id}/transitions", body=body,
+                             headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                status, data = -1, repr(exc).encode()
+            lat.append(time.perf_counter() - t0)
+            if status == 200:
+                ok += 1
+            else:
+                errors += 1
+                if len(samples) < 3:
+                    samples.append(f"{status} {data[:200]!r}")
+        conn.close()
+        with lock:
+            result.latencies.extend(lat)
+            result.ok += ok
+            result.errors += errors
+            result.exhausted |= exhausted
+            result.error_samples.extend(samples[: max(0, 5 - len(result.error_samples))])
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    start = time.perf_counter()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    result.elapsed = time.perf_counter() - start
+    return result
+
+
+def measure(label: str, target: str, setup: Setup, cases: Cases, args: argparse.Namespace) -> list[Result]:
+    env = {"DATABASE_URL": setup.url, "REDIS_URL": "", "SECRET_KEY": "x", "UPLOAD_DIR": str(setup.upload_dir),
+           "FLASK_ENV": "", "WORKFLOW_CONFIG": ""}
+    server = Gunicorn(target, env, workers=args.workers, threads=args.threads, worker_class=args.worker_class)
+    results = []
+    with server:
+        # Warm-up, not recorded: every worker opens its database connections and fills its caches.
+        load(server.port, cases, setup.version, setup.tokens, max(args.clients), args.warmup, label)
+        for clients in args.clients:
+            r = load(server.port, cases, setup.version, setup.tokens, clients, args.seconds, label)
+            results.append(r)
+            print(f"  {label:<5} {clients:>3} clients: {r.rate:7.1f} transitions/s  p50 {r.pct(.5):6.1f} ms  "
+                  f"p99 {r.pct(.99):6.1f} ms  errors {r.errors}"
+                  + ("  (ran out of cases)" if r.exhausted else ""),
+                  flush=True)
+            for sample in r.error_samples:
+                print(f"        e.g. {sample}")
+    return results
+
+
+# -- diagnostics ---------------------------------------------------------------------------------
+def in_process_app(setup: Setup) -> Any:
+    from workflow import create_app
+    from workflow.config import TestConfig
+
+    app = create_app(TestConfig(DATABASE_URL=setup.url, REDIS_URL="", UPLOAD_DIR=setup.upload_dir,
+                                TESTING=False))
+    logging.getLogger().setLevel(logging.WARNING)  # the no-Redis notice per request is not the subject
+    return app
+
+
+def trace(setup: Setup, cases: Cases) -> None:
+    """The SQL of one real transition, as the database receives it (plus pool pre-ping, not shown)."""
+    from sqlalchemy import event
+
+    app = in_process_app(setup)
+    statements: list[str] = []
+
+    @event.listens_for(app.extensions["db_engine"], "before_cursor_execute")
+    def _record(_conn: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    client = app.test_client()
+    case_id = cases.take()
+    r = client.post(f"/api/v1/applications/{case_id}/transitions",
+                    json={"action": "accept", "version": setup.version},
+                    headers={"Authorization": f"Bearer {setup.tokens[0]}"})
+    print(f"\nSQL of one real transition (status {r.status_code}): {len(statements)} statements + COMMIT")
+    for s in statements:
+        print(f"  {s[:150]}{'…' if len(s) > 150 else ''}")
+    app.extensions["db_engine"].dispose()
+
+
+def profile(setup: Setup, cases: Cases, n: int) -> None:
+    """2n transitions through the real app in this process (Flask test client): n timed, n under cProfile."""
+    app = in_process_app(setup)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
+
+    def once() -> None:
+        case_id = cases.take()
+        r = client.post(f"/api/v1/applications/{case_id}/transitions",
+                        json={"action": "accept", "version": setup.version}, headers=headers)
+        assert r.status_code == 200, r.get_data(as_text=True)
+
+    from sqlalchemy import event
+
+    statements = [0]
+
+    @event.listens_for(app.extensions["db_engine"], "before_cursor_execute")
+    def _count(*_args: Any) -> None:
+        statements[0] += 1
+
+    for _ in range(20):
+        once()
+    statements[0] = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        once()
+    print(f"\nin-process, no profiler: {(time.perf_counter() - t0) / n * 1000:.2f} ms wall, "
+          f"{(time.process_time() - c0) / n * 1000:.2f} ms CPU, {statements[0] / n:.1f} SQL statements "
+          f"(+ COMMIT and pool pre-ping) per transition")
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for _ in range(n):
+        once()
+    prof.disable()
+    wall = time.perf_counter() - t0
+    print(f"\nin-process profile: {n} transitions, {wall / n * 1000:.2f} ms each under cProfile "
+          f"(single thread, no HTTP)")
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out).sort_stats("cumulative")
+    stats.print_stats(os.environ.get("BENCH_PROFILE_FILTER", ""), 40)
+    print("\n".join(out.getvalue().splitlines()[:70]))
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+    print("\n".join(out.getvalue().splitlines()[:45]))
+    app.extensions["db_engine"].dispose()
+
+
+# -- main ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=40000,
+                        help="submitted cases to create (each is used once)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument("--warmup", type=float, default=1.5, help="unrecorded load before each server's runs")
+    parser.add_argument("--clients", default="1,16", help="comma-separated client counts")
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default=DEFAULT_WORKER_CLASS)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    parser.add_argument("--only", choices=("real", "bare"), help="measure one app only")
+    parser.add_argument("--trace", action="store_true", help="print the SQL of one real transition")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="time and cProfile N in-process transitions")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database (prints its URL)")
+    args = parser.parse_args(argv)
+    args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    if args.worker_class == "sync":
+        args.threads = 1
+
+    cpus = os.cpu_count()
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    setup = prepare(args.cases)
+    print(f"database {setup.db_name}: {len(setup.case_ids)} submitted cases (version {setup.version}), "
+          f"{len(setup.tokens)} intake tokens; ready in {time.perf_counter() - t0:.1f} s")
+    cases = Cases(setup.case_ids)
+    server_desc = (f"gunicorn -w {args.workers} -k gthread --threads {args.threads}"
+                   if args.worker_class == "gthread" else f"gunicorn -w {args.workers} -k sync")
+    print(f"server: {server_desc} on 127.0.0.1 (both apps); {cpus} CPUs shared by PostgreSQL, "
+          f"gunicorn and this load generator; REDIS_URL empty (notifications stay in the outbox)")
+    results: dict[str, list[Result]] = {}
+    try:
+        if args.trace:
+            trace(setup, cases)
+        if args.profile:
+            profile(setup, cases, args.profile)
+        for label, target in (("real", "wsgi:app"), ("bare", "bench.bare_app:app")):
+            if args.only and args.only != label:
+                continue
+            print(f"measuring {label} ({target}), {args.seconds:g} s per run", flush=True)
+            results[label] = measure(label, target, setup, cases, args)
+    finally:
+        if args.keep_db:
+            print(f"kept database: {setup.url}")
+        else:
+            drop_database(setup.db_name)
+            shutil.rmtree(setup.upload_dir, ignore_errors=True)
+
+    print(f"\n{'app':<6}{'clients':>8}{'trans/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
+    for label, runs in results.items():
+        for r in runs:
+            print(f"{label:<6}{r.clients:>8}{r.rate:>10.1f}{r.pct(.5):>9.1f}{r.pct(.99):>9.1f}{r.errors:>8}"
+                  f"{r.ok + r.errors:>10}")
+    top = max(args.clients)
+    real = next((r for r in results.get("real", []) if r.clients == top), None)
+    bare = next((r for r in results.get("bare", []) if r.clients == top), None)
+    if real and bare and bare.rate:
+        ratio = real.rate / bare.rate
+        print(f"\nat {top} clients: real {real.rate:.0f}/s, bare {bare.rate:.0f}/s, "
+              f"ratio real/bare {ratio:.2f} "
+              f"(goal: ≥ {TARGET_RATE}/s and ≥ {TARGET_RATIO}) → "
+              f"rate {'met' if real.rate >= TARGET_RATE else 'NOT met'}, "
+              f"ratio {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
+    print(f"server: {server_desc}; total {time.perf_counter() - t0:.0f} s; load average before "
+          f"{load_before:.2f} (other processes on these cores make the numbers noisy)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
