@@ -22,11 +22,11 @@ run: install translations
 	$(FLASK) demo seed
 	$(FLASK) serve
 
-# Browser tests drive Debian's Chromium; install it when missing (never a downloaded browser).
+# Browser tests drive Debian's Chromium (never a downloaded browser); Noto gives it Persian glyphs.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@dpkg -s chromium fonts-noto-core >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium and fonts-noto-core for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core >/dev/null; }
 
 test: install translations chromium
 	$(PY) -m pytest -n 2 --dist loadfile
