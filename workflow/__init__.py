@@ -60,7 +60,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import api, auth, cases, portal, public, queues
+    from .views import api, auth, cases, permits_api, portal, public, queues  # noqa: F401 (routes on api.bp)
     from .extensions import csrf
 
     app.register_blueprint(auth.bp)

@@ -73,8 +73,10 @@ def init_app(app: Flask) -> None:
 
 def _comment_required(kind: str, action: str) -> bool:
     from . import registry
+    from .states import permit
 
-    return any(r.comment_required for r in registry.get(kind).rules if r.action == action)
+    process = permit.PROCESS if kind == permit.KIND else registry.get(kind)
+    return any(r.comment_required for r in process.rules if r.action == action)
 
 
 def _field_name(code: str | None) -> str:

@@ -16,6 +16,8 @@ ACTIONS = {
     "send_inquiry": _l("Send an inquiry"), "record_inquiry": _l("Record the inquiry's answer"),
     "recommend_approval": _l("Recommend approval"), "recommend_rejection": _l("Recommend rejection"),
     "approve": _l("Approve"), "reject": _l("Reject"), "send_back": _l("Send back for review"),
+    "issue": _l("Permit issued"), "suspend": _l("Suspend"), "reinstate": _l("Reinstate"),
+    "revoke": _l("Revoke"), "expire": _l("Expired"), "renew": _l("Renewed"),
 }
 # What the comment box asks for, where the action needs one.
 COMMENT_PROMPTS = {
@@ -25,6 +27,8 @@ COMMENT_PROMPTS = {
     "recommend_rejection": _l("Why reject?"),
     "reject": _l("The reason for rejection"),
     "send_back": _l("What should be reviewed again?"),
+    "suspend": _l("The reason for suspension"),
+    "revoke": _l("The reason for revocation"),
 }
 ROLES = {
     "applicant": _l("Applicant"), "intake": _l("Intake clerk"), "expert": _l("Expert"),

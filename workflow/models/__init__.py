@@ -3,13 +3,13 @@ from .audit import AuditEntry
 from .cases import Case, Document, IdempotencyKey
 from .notifications import Notification
 from .organizations import Organization
-from .permits import Permit
+from .permits import Permit, PermitEvent
 from .places import County, Province
 from .types import utcnow
 from .users import ROLES, STAFF_ROLES, ApiToken, Membership, User, UserRole
 
 __all__ = [
     "ApiToken", "AuditEntry", "Case", "County", "Document", "IdempotencyKey", "Membership",
-    "Notification", "Organization", "Permit", "Province", "ROLES", "STAFF_ROLES", "User",
+    "Notification", "Organization", "Permit", "PermitEvent", "Province", "ROLES", "STAFF_ROLES", "User",
     "UserRole", "utcnow",
 ]

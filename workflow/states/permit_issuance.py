@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendar import add_jalali_years, jalali_year
-from ..models import Case, County, Organization, Permit
+from ..models import Case, County, Organization, Permit, PermitEvent
 from ..process import Deadline, Process, Rule
 from ..reference_data import FIELD_CODES
 from ..text import clean_national_id, is_valid_national_id, name_key, normalize, normalize_line
@@ -158,12 +158,18 @@ def issue_permit(event: Any) -> None:
     valid_until = add_jalali_years(now, current_app.config["PERMIT_VALIDITY_YEARS"])
     permit = Permit(
         case=case, organization_id=case.organization_id, province_id=case.province_id,
-        state="active", issued_at=now, valid_until=valid_until,
+        county_id=case.county_id, state="active", issued_at=now, valid_until=valid_until, last_seq=1,
     )
     session.add(permit)
     session.flush()
     # The sequence id makes the number unique without a counter row every approval would lock.
     permit.number = f"{jalali_year(now)}-{case.province_id:02d}-{permit.id:06d}"
+    actor = event.kwargs.get("actor")
+    session.add(PermitEvent(
+        permit=permit, permit_id=permit.id, seq=1, at=now, actor_id=actor.id if actor else None,
+        role="director", action="issue", from_state=None, to_state="active", valid_until=valid_until,
+        case_id=case.id,
+    ))
     name = (case.data or {}).get("name")
     if name:
         case.organization.name = name

@@ -1,0 +1,101 @@
+"""Changing a permit's state: the permit's counterpart of `engine.fire`.
+
+Same discipline as for cases: authorise in here (role and jurisdiction), check the version the
+caller saw, trigger the shared machine, write the event in the caller's transaction, never
+commit.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..engine import in_jurisdiction, is_member
+from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..models import Permit, PermitEvent, User, utcnow
+from ..states.permit import PROCESS, SYSTEM
+from ..text import normalize
+
+MAX_REASON = 5000
+
+
+def get_by_number(session: Session, number: str) -> Permit:
+    permit = session.scalar(select(Permit).where(Permit.number == number.strip()))
+    if permit is None:
+        raise NotFound(_("No permit with this number."))
+    return permit
+
+
+def _may(user: User, permit: Permit, role: str) -> bool:
+    return (
+        role in user.roles
+        and in_jurisdiction(user, permit)  # type: ignore[arg-type]  (same province/county fields)
+        and permit.organization_id not in user.organization_ids
+    )
+
+
+def allowed_actions(permit: Permit, user: User) -> list[str]:
+    names: list[str] = []
+    for rule in PROCESS.rules:
+        if rule.source == permit.state and rule.role != SYSTEM and rule.action not in names:
+            if _may(user, permit, rule.role):
+                names.append(rule.action)
+    return names
+
+
+def fire(
+    session: Session, permit: Permit, action: str, actor: User | None, *, reason: str | None = None,
+    version: int | None = None, now: datetime | None = None, valid_until: datetime | None = None,
+    case_id: int | None = None,
+) -> PermitEvent:
+    """Run `action` on `permit` for `actor` (None: the system). `valid_until` goes with `renew`."""
+    if not isinstance(action, str) or action not in PROCESS.actions:
+        raise Invalid(_("Unknown action."), {"action": _("Unknown action.")})
+    if actor is not None and not actor.roles & PROCESS.roles_for_action(action):
+        raise Forbidden(_("Your roles do not allow this action."))
+    if version is not None and version != permit.version:
+        raise Conflict(_("This permit was changed by someone else; reload it and try again."))
+    rules = PROCESS.rules_for(action, permit.state)
+    if not rules:
+        raise Conflict(_("This action is not possible in the permit's current state."))
+    if actor is None:
+        rule, role = rules[0], SYSTEM
+    else:
+        usable = [r for r in rules if _may(actor, permit, r.role)]
+        if not usable:
+            raise Forbidden(_("You may not take this action on this permit."))
+        rule, role = usable[0], usable[0].role
+    text = normalize(reason) if isinstance(reason, str) else ""
+    if rule.comment_required and not text:
+        raise Invalid(_("A reason is required."), {"reason": _("A reason is required.")})
+    if len(text) > MAX_REASON:
+        raise Invalid(_("The reason is too long."), {"reason": _("The reason is too long.")})
+    now = now or utcnow()
+    from_state = permit.state
+    try:
+        if valid_until is not None:
+            permit.valid_until = valid_until
+        permit.last_seq += 1
+        PROCESS.fire(permit, action, session=session, actor=actor, now=now)
+        event = PermitEvent(
+            permit=permit, permit_id=permit.id, seq=permit.last_seq, at=now,
+            actor_id=actor.id if actor else None, role=role, action=action, from_state=from_state,
+            to_state=permit.state, reason=text or None, valid_until=permit.valid_until, case_id=case_id,
+        )
+        session.add(event)
+        session.flush()
+    except (StaleDataError, IntegrityError) as exc:
+        raise Conflict(_("This permit was changed by someone else; reload it and try again.")) from exc
+    return event
+
+
+def history(session: Session, permit: Permit) -> list[PermitEvent]:
+    return list(session.scalars(select(PermitEvent).where(PermitEvent.permit_id == permit.id).order_by(PermitEvent.seq)))
+
+
+def may_see_history(user: User, permit: Permit) -> bool:
+    return is_member(user, permit) or (user.is_staff and in_jurisdiction(user, permit))  # type: ignore[arg-type]
