@@ -1,27 +1,32 @@
 """Baseline for bench/transitions.py: the transition endpoint as bare Flask + psycopg, no SQLAlchemy.
 
-It issues the statements the real `POST /api/v1/applications/<id>/transitions` needs for an
-`accept` (read from the real request's SQL, see bench/transitions.py --trace), in one
-transaction, minus what is pure ORM overhead:
+It sends the database the same statements, in the same order and one transaction, as the real
+`POST /api/v1/applications/<id>/transitions` does for an `accept` (see bench/transitions.py
+--trace), so the real/bare ratio measures what the app's own Python costs, not a different plan:
 
-    token → user           SELECT ... FROM api_tokens JOIN users WHERE token_hash = ?
-    roles, memberships     SELECT role FROM user_roles ...; SELECT organization_id FROM memberships ...
-    case (+ permit number) SELECT ... FROM cases LEFT JOIN permits ... WHERE id = ?
-    documents (response)   SELECT ... FROM documents WHERE case_id = ?
-    transition             UPDATE cases SET ..., version = version + 1 WHERE id = ? AND version = ?
-    audit                  INSERT INTO audit_entries ...
-    outbox                 SELECT applicants of the organisation; INSERT INTO notifications ...
+    token → user, roles, memberships
+        SELECT users.*, (SELECT string_agg(role) …), (SELECT string_agg(organization_id) …),
+               api_tokens.expires_at FROM users JOIN api_tokens … WHERE token_hash = ?
+    case, its permit and documents
+        SELECT cases.*, organizations.*, documents.*, permits.*, organizations.* FROM cases
+        LEFT JOIN organizations LEFT JOIN documents LEFT JOIN permits LEFT JOIN organizations
+        WHERE cases.id = ? ORDER BY documents.id
+    transition   UPDATE cases SET state, version, updated_at, state_entered_at, due_at, last_seq
+                 WHERE id = ? AND version = ?          (no row: 409)
+    audit        INSERT INTO audit_entries … RETURNING id
+    outbox       INSERT INTO notifications … SELECT the organisation's applicants … RETURNING id
     COMMIT
 
-Not repeated here: the real path's pool pre-ping, its two `counties` selectin loads and its
-separate `permits` selectin load. Only what an `accept` needs of the process table is encoded.
+The checks are the real endpoint's, hand-written: bearer token and expiry (401), a JSON object
+without NUL (400), action and version present (422), visibility (404), role for the action (403),
+version seen (409), rule for the current state (409), jurisdiction and separation of duties (403).
+Only the rows of the permit-issuance table that an intake officer's `accept` touches are encoded.
 Served by gunicorn exactly like `wsgi:app`: `gunicorn ... bench.bare_app:app` with DATABASE_URL.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import queue
 from collections.abc import Iterator
@@ -30,16 +35,69 @@ from typing import Any
 
 import psycopg
 from flask import Flask, jsonify, request
+from psycopg.types.json import Jsonb
 
 from workflow.calendar import add_working_days  # pure function: no SQLAlchemy, no app
 
 DSN = os.environ.get("DATABASE_URL", "").replace("postgresql+psycopg://", "postgresql://", 1)
 THURSDAY_OFF = os.environ.get("THURSDAY_OFF", "1") not in ("0", "false", "no")
+MAX_BODY = int(os.environ.get("API_MAX_BODY_BYTES", 256 * 1024))
 CHANGED = "This case was changed by someone else; reload it and try again."
 STAFF_ROLES = frozenset({"intake", "expert", "director", "finance", "auditor", "admin"})
 # (action, source state) → (destination, role, working days allowed in the destination)
-RULES = {("accept", "submitted"): ("under_review", "intake", 10)}
+RULES = {
+    ("accept", "submitted"): ("under_review", "intake", 10),
+    ("return_for_correction", "submitted"): ("needs_correction", "intake", None),
+    ("return_for_correction", "under_review"): ("needs_correction", "expert", None),
+    ("send_inquiry", "under_review"): ("inquiry", "expert", 15),
+    ("recommend_approval", "under_review"): ("awaiting_decision", "expert", 5),
+    ("recommend_rejection", "under_review"): ("awaiting_decision", "expert", 5),
+}
 NOTIFY = frozenset({"accept", "return_for_correction", "approve", "reject"})
+
+USER_SQL = (
+    "SELECT users.id, users.email, users.name, users.password_hash, users.province_id, users.county_id, "
+    "users.is_active, users.locale, users.created_at, "
+    "(SELECT string_agg(user_roles.role, ',') FROM user_roles WHERE user_roles.user_id = users.id), "
+    "(SELECT string_agg(CAST(memberships.organization_id AS VARCHAR), ',') FROM memberships "
+    "WHERE memberships.user_id = users.id), "
+    "api_tokens.expires_at FROM users JOIN api_tokens ON api_tokens.user_id = users.id "
+    "WHERE api_tokens.token_hash = %s"
+)
+CASE_SQL = (
+    "SELECT c.id, c.kind, c.state, c.version, c.organization_id, c.province_id, c.county_id, c.data, "
+    "c.created_by_id, c.created_at, c.updated_at, c.state_entered_at, c.submitted_at, c.due_at, "
+    "c.recommended_by_id, c.last_seq, "
+    "o1.id, o1.name, o1.name_key, o1.province_id, o1.county_id, o1.created_at, "
+    "d.id, d.case_id, d.kind, d.original_name, d.stored_name, d.content_type, d.size, d.sha256, "
+    "d.uploaded_by_id, d.uploaded_at, d.superseded, "
+    "o2.id, o2.name, o2.name_key, o2.province_id, o2.county_id, o2.created_at, "
+    "p.id, p.number, p.case_id, p.organization_id, p.province_id, p.state, p.issued_at, p.valid_until "
+    "FROM cases c LEFT OUTER JOIN organizations o1 ON o1.id = c.organization_id "
+    "LEFT OUTER JOIN documents d ON c.id = d.case_id "
+    "LEFT OUTER JOIN permits p ON c.id = p.case_id "
+    "LEFT OUTER JOIN organizations o2 ON o2.id = p.organization_id "
+    "WHERE c.id = %s ORDER BY d.id"
+)
+# Column positions in CASE_SQL's rows.
+C_ID, C_KIND, C_STATE, C_VERSION, C_ORG, C_PROVINCE, C_COUNTY, C_DATA = range(8)
+C_CREATED, C_SUBMITTED, C_LAST_SEQ = 9, 12, 15
+D_ID, D_KIND, D_NAME, D_SIZE, D_SHA, D_AT, D_SUPERSEDED = 22, 24, 25, 28, 29, 31, 32
+P_NUMBER = 40
+UPDATE_SQL = (
+    "UPDATE cases SET state = %s, version = %s, updated_at = %s, state_entered_at = %s, due_at = %s, "
+    "last_seq = %s WHERE cases.id = %s AND cases.version = %s"
+)
+AUDIT_SQL = (
+    "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_entries.id"
+)
+NOTIFY_SQL = (
+    "INSERT INTO notifications (user_id, case_id, kind, payload, created_at, attempts) "
+    "SELECT memberships.user_id, %s, %s, %s, %s, 0 FROM memberships "
+    "JOIN user_roles ON user_roles.user_id = memberships.user_id "
+    "WHERE memberships.organization_id = %s AND user_roles.role = 'applicant' RETURNING notifications.id"
+)
 
 app = Flask(__name__)
 
@@ -73,12 +131,22 @@ class Pool:
 pool = Pool(DSN)
 
 
-def error(status: int, code: str, message: str) -> Any:
-    return jsonify(error={"code": code, "message": message, "fields": {}}), status
+def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Any:
+    return jsonify(error={"code": code, "message": message, "fields": fields or {}}), status
 
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
 
 
 @app.get("/api/v1/permits/<number>")
@@ -93,101 +161,88 @@ def permit(number: str) -> Any:
 
 @app.post("/api/v1/applications/<int:case_id>/transitions")
 def transition(case_id: int) -> Any:
+    request.max_content_length = MAX_BODY
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict) or has_nul(data):
+        return error(400, "bad_request", "The body must be a JSON object.")
     scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return error(401, "unauthorized", "Sign in first.")
-    data = request.get_json(force=True, silent=True)
-    if not isinstance(data, dict):
-        return error(400, "bad_request", "The body must be a JSON object.")
-    action, version, comment = data.get("action"), data.get("version"), data.get("comment")
-    if not isinstance(action, str) or not isinstance(version, int) or isinstance(version, bool):
-        return error(422, "invalid", "Some fields need attention.")
-    text = comment.strip() if isinstance(comment, str) else ""
 
     with pool.connection() as conn:
-        token_hash = hashlib.sha256(token.strip().encode()).hexdigest()
-        user = conn.execute(
-            "SELECT u.id, u.province_id, u.county_id, u.is_active, t.expires_at "
-            "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = %s", (token_hash,),
-        ).fetchone()
+        user = conn.execute(USER_SQL, (hashlib.sha256(token.strip().encode()).hexdigest(),)).fetchone()
         now = datetime.now(timezone.utc)
-        if user is None or not user[3] or user[4] <= now:
+        if user is None or user[11] <= now or not user[6]:
             return error(401, "unauthorized", "Sign in first.")
-        user_id, province_id, county_id = user[0], user[1], user[2]
-        roles = {r for (r,) in conn.execute("SELECT role FROM user_roles WHERE user_id = %s", (user_id,))}
-        orgs = {o for (o,) in conn.execute("SELECT organization_id FROM memberships WHERE user_id = %s",
-                                           (user_id,))}
+        user_id, province_id, county_id = user[0], user[4], user[5]
+        roles = frozenset(filter(None, (user[9] or "").split(",")))
+        orgs = frozenset(int(x) for x in (user[10] or "").split(",") if x)
 
-        case = conn.execute(
-            "SELECT c.id, c.kind, c.state, c.version, c.organization_id, c.province_id, c.county_id, c.data, "
-            "c.submitted_at, c.created_at, c.updated_at, c.due_at, p.number "
-            "FROM cases c LEFT JOIN permits p ON p.case_id = c.id WHERE c.id = %s", (case_id,),
-        ).fetchone()
-        member = case is not None and case[4] in orgs
+        rows = conn.execute(CASE_SQL, (case_id,)).fetchall()
+        case = rows[0] if rows else None
+        member = case is not None and case[C_ORG] in orgs
         in_jurisdiction = case is not None and (
-            province_id is None or (province_id == case[5] and (county_id is None or county_id == case[6]))
+            province_id is None
+            or (province_id == case[C_PROVINCE] and (county_id is None or county_id == case[C_COUNTY]))
         )
-        if case is None or not (member or (roles & STAFF_ROLES and case[8] is not None and in_jurisdiction)):
+        if case is None or not (
+            member or (roles & STAFF_ROLES and case[C_SUBMITTED] is not None and in_jurisdiction)
+        ):
             return error(404, "not_found", "No such case.")
-        docs = conn.execute(
-            "SELECT id, kind, original_name, size, sha256, uploaded_at FROM documents "
-            "WHERE case_id = %s AND NOT superseded ORDER BY id", (case_id,),
-        ).fetchall()
+
+        action, version, comment = data.get("action"), data.get("version"), data.get("comment")
+        fields = {}
+        if not isinstance(action, str) or not action:
+            fields["action"] = "Name the action."
+        if not isinstance(version, int) or isinstance(version, bool):
+            fields["version"] = "Send the version of the case you saw."
+        if comment is not None and not isinstance(comment, str):
+            fields["comment"] = "The comment must be text."
+        if fields:
+            return error(422, "invalid", "Some fields need attention.", fields)
+        text = comment.strip() if isinstance(comment, str) else ""
 
         known_roles = {role for (act, _src), (_dst, role, _days) in RULES.items() if act == action}
         if not known_roles:
-            return error(422, "invalid", "Unknown action.")
+            return error(422, "invalid", "Unknown action.", {"action": "Unknown action."})
         if not roles & known_roles:
             return error(403, "forbidden", "Your roles do not allow this action.")
-        if version != case[3]:
+        if version != case[C_VERSION]:
             return error(409, "conflict", CHANGED)
-        rule = RULES.get((action, case[2]))
+        from_state = case[C_STATE]
+        rule = RULES.get((action, from_state))
         if rule is None:
             return error(409, "conflict", "This action is not possible in the case's current state.")
         dest, role, days = rule
         if role not in roles or not in_jurisdiction or member:
             return error(403, "forbidden", "You may not take this action on this case.")
 
-        due = add_working_days(now, days, thursday_off=THURSDAY_OFF)
+        due = add_working_days(now, days, thursday_off=THURSDAY_OFF) if days else None
+        new_version, seq = version + 1, case[C_LAST_SEQ] + 1
         try:
-            updated = conn.execute(
-                "UPDATE cases SET state = %s, version = version + 1, updated_at = %s, state_entered_at = %s, "
-                "due_at = %s, last_seq = last_seq + 1 WHERE id = %s AND version = %s "
-                "RETURNING version, last_seq",
-                (dest, now, now, due, case_id, version),
-            ).fetchone()
-            if updated is None:
+            updated = conn.execute(UPDATE_SQL, (dest, new_version, now, now, due, seq, case_id, version))
+            if updated.rowcount != 1:
                 conn.rollback()
                 return error(409, "conflict", CHANGED)
-            new_version, seq = updated
-            conn.execute(
-                "INSERT INTO audit_entries "
-                "(case_id, seq, at, actor_id, role, action, from_state, to_state, comment) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (case_id, seq, now, user_id, role, action, case[2], dest, text or None),
-            )
+            conn.execute(AUDIT_SQL, (case_id, seq, now, user_id, role, action, from_state, dest, text or None))
             if action in NOTIFY:
-                applicants = [u for (u,) in conn.execute(
-                    "SELECT m.user_id FROM memberships m JOIN user_roles r ON r.user_id = m.user_id "
-                    "WHERE m.organization_id = %s AND r.role = 'applicant'", (case[4],))]
-                payload = json.dumps({"action": action, "state": dest, "comment": text,
-                                      "permit_number": case[12]})
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO notifications (user_id, case_id, kind, payload, created_at, attempts) "
-                        "VALUES (%s, %s, %s, %s, %s, 0)",
-                        [(uid, case_id, f"case.{action}", payload, now) for uid in applicants],
-                    )
+                payload = Jsonb({"action": action, "state": dest, "comment": text})
+                conn.execute(NOTIFY_SQL, (case_id, f"case.{action}", payload, now, case[C_ORG])).fetchall()
             conn.commit()
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
             conn.rollback()
             return error(409, "conflict", "This conflicts with a change made at the same moment; try again.")
 
+    # What the user may do next: staff rules of the new state, never on their own organisation's case.
+    actions = list(dict.fromkeys(
+        act for (act, src), (_dst, r, _d) in RULES.items() if src == dest and r in roles
+    )) if in_jurisdiction and not member else []
     return jsonify(
-        id=case[0], kind=case[1], state=dest, version=new_version, organization_id=case[4],
-        data=case[7] or {},
-        documents=[{"id": d[0], "kind": d[1], "name": d[2], "size": d[3], "sha256": d[4],
-                    "uploaded_at": iso(d[5])} for d in docs],
-        actions=[],  # an intake officer has nothing left to do in under_review
-        created_at=iso(case[9]), updated_at=iso(now), due_at=iso(due), permit_number=case[12],
+        id=case[C_ID], kind=case[C_KIND], state=dest, version=new_version, organization_id=case[C_ORG],
+        data=case[C_DATA] or {},
+        documents=[{"id": d[D_ID], "kind": d[D_KIND], "name": d[D_NAME], "size": d[D_SIZE], "sha256": d[D_SHA],
+                    "uploaded_at": iso(d[D_AT])} for d in rows if d[D_ID] is not None and not d[D_SUPERSEDED]],
+        actions=actions,
+        created_at=iso(case[C_CREATED]), updated_at=iso(now), due_at=iso(due),
+        permit_number=case[P_NUMBER],
     )

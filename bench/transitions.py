@@ -16,8 +16,10 @@ What it does, on loopback only:
   4. does the same against bench/bare_app.py under the same gunicorn settings;
   5. prints transitions/s, p50, p99 and errors per run and the real/bare ratio.
 
---trace prints the SQL one real transition issues; --profile N runs N transitions in-process
-under cProfile (no HTTP) and prints where the time goes. Load generator and servers share the
+--trace prints the SQL one transition issues in each app (BENCH_TRACE_FULL=1: whole statements);
+--profile N times N real transitions in-process (no HTTP), then N through the bare app for
+comparison, then N more real ones under cProfile, and prints where the time goes
+(BENCH_PROFILE_FILTER=regex narrows the cumulative listing). Load generator and servers share the
 machine's cores, so absolute numbers are lower than on a dedicated server.
 """
 from __future__ import annotations
@@ -301,8 +303,42 @@ def in_process_app(setup: Setup) -> Any:
     return app
 
 
+def bare_in_process(setup: Setup) -> Any:
+    """bench/bare_app.py's Flask app in this process, pointed at the bench database."""
+    import bench.bare_app as bare
+
+    bare.pool = bare.Pool(libpq_dsn(setup.url))
+    return bare
+
+
+class _RecordingConnection:
+    """A psycopg connection that notes every statement it is asked to execute."""
+
+    def __init__(self, conn: Any, statements: list[str]) -> None:
+        self._conn, self._statements = conn, statements
+
+    def execute(self, query: str, params: Any = None) -> Any:
+        self._statements.append(" ".join(query.split()))
+        return self._conn.execute(query, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _show(label: str, status: int, statements: list[str]) -> None:
+    width = 100_000 if os.environ.get("BENCH_TRACE_FULL") else 150
+    print(f"\nSQL of one {label} transition (status {status}): {len(statements)} statements + COMMIT")
+    for s in statements:
+        print(f"  {s[:width]}{'…' if len(s) > width else ''}")
+
+
 def trace(setup: Setup, cases: Cases) -> None:
-    """The SQL of one real transition, as the database receives it (plus pool pre-ping, not shown)."""
+    """The SQL of one transition through each app, as the database receives it.
+
+    BENCH_TRACE_FULL=1 prints whole statements instead of their first 150 characters.
+    """
+    import contextlib
+
     from sqlalchemy import event
 
     app = in_process_app(setup)
@@ -312,19 +348,30 @@ def trace(setup: Setup, cases: Cases) -> None:
     def _record(_conn: Any, _cur: Any, statement: str, *_rest: Any) -> None:
         statements.append(" ".join(statement.split()))
 
-    client = app.test_client()
-    case_id = cases.take()
-    r = client.post(f"/api/v1/applications/{case_id}/transitions",
-                    json={"action": "accept", "version": setup.version},
-                    headers={"Authorization": f"Bearer {setup.tokens[0]}"})
-    print(f"\nSQL of one real transition (status {r.status_code}): {len(statements)} statements + COMMIT")
-    for s in statements:
-        print(f"  {s[:150]}{'…' if len(s) > 150 else ''}")
+    headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
+    body = {"action": "accept", "version": setup.version}
+    r = app.test_client().post(f"/api/v1/applications/{cases.take()}/transitions", json=body, headers=headers)
+    _show("real", r.status_code, statements)
     app.extensions["db_engine"].dispose()
+
+    bare = bare_in_process(setup)
+    bare_statements: list[str] = []
+    plain = bare.pool.connection
+
+    @contextlib.contextmanager
+    def recording() -> Any:
+        with plain() as conn:
+            yield _RecordingConnection(conn, bare_statements)
+
+    bare.pool.connection = recording
+    r = bare.app.test_client().post(f"/api/v1/applications/{cases.take()}/transitions", json=body,
+                                    headers=headers)
+    bare.pool.connection = plain
+    _show("bare", r.status_code, bare_statements)
 
 
 def profile(setup: Setup, cases: Cases, n: int) -> None:
-    """2n transitions through the real app in this process (Flask test client): n timed, n under cProfile."""
+    """In this process (Flask test clients): n real transitions timed, n bare ones, n real under cProfile."""
     app = in_process_app(setup)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
@@ -349,9 +396,13 @@ def profile(setup: Setup, cases: Cases, n: int) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         once()
+    real_cpu = (time.process_time() - c0) / n * 1000
     print(f"\nin-process, no profiler: {(time.perf_counter() - t0) / n * 1000:.2f} ms wall, "
-          f"{(time.process_time() - c0) / n * 1000:.2f} ms CPU, {statements[0] / n:.1f} SQL statements "
-          f"(+ COMMIT and pool pre-ping) per transition")
+          f"{real_cpu:.2f} ms CPU, {statements[0] / n:.1f} SQL statements "
+          f"(+ COMMIT) per transition")
+    bare_cpu = bare_cpu_per_transition(setup, cases, n)
+    print(f"bare app in-process, same loop: {bare_cpu:.2f} ms CPU per transition "
+          f"(real/bare CPU {real_cpu / bare_cpu:.2f})")
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
@@ -369,6 +420,24 @@ def profile(setup: Setup, cases: Cases, n: int) -> None:
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
     print("\n".join(out.getvalue().splitlines()[:45]))
     app.extensions["db_engine"].dispose()
+
+
+def bare_cpu_per_transition(setup: Setup, cases: Cases, n: int) -> float:
+    """ms of this process's CPU per transition through bench/bare_app.py (Flask test client)."""
+    client = bare_in_process(setup).app.test_client()
+    headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
+
+    def once() -> None:
+        r = client.post(f"/api/v1/applications/{cases.take()}/transitions",
+                        json={"action": "accept", "version": setup.version}, headers=headers)
+        assert r.status_code == 200, r.get_data(as_text=True)
+
+    for _ in range(20):
+        once()
+    c0 = time.process_time()
+    for _ in range(n):
+        once()
+    return (time.process_time() - c0) / n * 1000
 
 
 # -- main ----------------------------------------------------------------------------------------
