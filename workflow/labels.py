@@ -35,11 +35,12 @@ ROLES = {
     "director": _l("Director"), "finance": _l("Finance"), "auditor": _l("Auditor"), "admin": _l("Administrator"),
     "system": _l("System"),
 }
-KINDS = {"permit_issuance": _l("Activity permit")}
+KINDS = {"permit_issuance": _l("Activity permit"), "permit_renewal": _l("Permit renewal")}
 FIELD_LABELS = {
     "name": _l("Organisation name"), "field": _l("Field of activity"), "county": _l("County"),
     "address": _l("Address"), "founders": _l("Founders"), "statute": _l("Statute (PDF)"),
     "comment": _l("Comment"), "version": _l("Version"), "action": _l("Action"),
+    "permit_number": _l("Permit number"), "activity_report": _l("Report of activities"),
 }
 
 

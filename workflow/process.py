@@ -55,8 +55,9 @@ class Process:
     # (session, case, raw data, complete=bool) → (clean data, field errors)
     clean_data: Callable[..., tuple[dict[str, Any], dict[str, str]]] | None = None
     title: Any = ""
-    # (session, organisation) → why it may not open a case of this kind now, or None
-    opening_check: Callable[..., str | None] | None = None
+    # (session, new case) → raises a WorkflowError if the case may not be opened; runs after
+    # the draft is flushed (so it has an id) and inside the creating transaction.
+    on_open: Callable[..., None] | None = None
     machine: Machine = field(init=False)
 
     def __post_init__(self) -> None:

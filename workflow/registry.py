@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from .process import Process
-from .states import permit_issuance
+from .states import permit_issuance, permit_renewal
 
-PROCESSES: dict[str, Process] = {p.kind: p for p in (permit_issuance.PROCESS,)}
+PROCESSES: dict[str, Process] = {p.kind: p for p in (permit_issuance.PROCESS, permit_renewal.PROCESS)}
 
 
 def get(kind: str) -> Process:

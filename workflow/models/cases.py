@@ -49,7 +49,7 @@ class Case(Base):
         back_populates="case", order_by="Document.id", lazy="select"
     )
     permit: Mapped["Permit | None"] = relationship(  # noqa: F821
-        back_populates="case", uselist=False, lazy="select"
+        back_populates="case", uselist=False, lazy="select", foreign_keys="Permit.case_id"
     )
 
     __mapper_args__ = {"version_id_col": version}

@@ -33,8 +33,11 @@ class Permit(Base):
     valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The renewal under way, if any. Claimed with the permit's version check, so of two
+    # renewals opened at once exactly one succeeds.
+    open_renewal_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
-    case: Mapped[Case] = relationship(back_populates="permit")
+    case: Mapped[Case] = relationship(back_populates="permit", foreign_keys=[case_id])
     organization: Mapped[Organization] = relationship(lazy="joined")
 
     # Like cases: every UPDATE names the version read, so two directors cannot both act.

@@ -53,10 +53,6 @@ def create(
     )
     if open_case is not None:
         raise Conflict(_("This organisation already has an open application of this kind."))
-    if process.opening_check is not None:
-        reason = process.opening_check(session, org)
-        if reason:
-            raise Conflict(reason)
     now = utcnow()
     case = Case(
         kind=kind, state=process.initial, organization_id=org.id, province_id=org.province_id,
@@ -68,6 +64,8 @@ def create(
     _apply_data(session, process, case, data)
     session.add(case)
     session.flush()
+    if process.on_open is not None:
+        process.on_open(session, case)
     if idempotency_key:
         try:
             with session.begin_nested():

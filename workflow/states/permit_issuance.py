@@ -13,8 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendar import add_jalali_years, jalali_year
+from ..errors import Conflict
 from ..models import Case, County, Organization, Permit, PermitEvent
 from ..process import Deadline, Process, Rule
+from .common import TERMINAL, review_rules
 from ..reference_data import FIELD_CODES
 from ..text import clean_national_id, is_valid_national_id, name_key, normalize, normalize_line
 
@@ -176,33 +178,20 @@ def issue_permit(event: Any) -> None:
         case.organization.name_key = name_key(name)
 
 
-def may_open(session: Session, org: Organization) -> str | None:
+def may_open(session: Session, case: Case) -> None:
     """An organisation holding a live permit renews it; it does not apply for a second one."""
     held = session.scalar(
-        select(Permit.number).where(Permit.organization_id == org.id, Permit.state.in_(("active", "suspended")))
+        select(Permit.number).where(
+            Permit.organization_id == case.organization_id, Permit.state.in_(("active", "suspended"))
+        )
     )
     if held:
-        return str(_l("This organisation already holds permit %(number)s; renew it instead.", number=held))
-    return None
+        raise Conflict(str(_l("This organisation already holds permit %(number)s; renew it instead.", number=held)))
 
 
-RULES = (
-    Rule("submit", "draft", "submitted", "applicant", validate=_complete),
-    Rule("withdraw", "draft", "withdrawn", "applicant"),
-    Rule("withdraw", "submitted", "withdrawn", "applicant"),
-    Rule("withdraw", "needs_correction", "withdrawn", "applicant"),
-    Rule("accept", "submitted", "under_review", "intake"),
-    Rule("return_for_correction", "submitted", "needs_correction", "intake", comment_required=True),
-    Rule("return_for_correction", "under_review", "needs_correction", "expert", comment_required=True),
-    Rule("resubmit", "needs_correction", "submitted", "applicant", validate=_complete),
+RULES = review_rules(_complete) + (
     Rule("send_inquiry", "under_review", "inquiry", "expert", comment_required=True),
     Rule("record_inquiry", "inquiry", "under_review", "expert", comment_required=True),
-    Rule("recommend_approval", "under_review", "awaiting_decision", "expert", recommends=True),
-    Rule("recommend_rejection", "under_review", "awaiting_decision", "expert",
-         comment_required=True, recommends=True),
-    Rule("approve", "awaiting_decision", "approved", "director", decides=True),
-    Rule("reject", "awaiting_decision", "rejected", "director", comment_required=True, decides=True),
-    Rule("send_back", "awaiting_decision", "under_review", "director", comment_required=True, decides=True),
 )
 
 PROCESS = Process(
@@ -210,11 +199,11 @@ PROCESS = Process(
     states=STATES,
     initial="draft",
     rules=RULES,
-    terminal=frozenset({"approved", "rejected", "withdrawn"}),
+    terminal=TERMINAL,
     deadlines=DEADLINES,
     effects={"approve": (issue_permit,)},
     notify_applicants=frozenset({"accept", "return_for_correction", "approve", "reject"}),
     clean_data=clean_data,
     title=TITLE,
-    opening_check=may_open,
+    on_open=may_open,
 )

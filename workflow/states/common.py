@@ -1,0 +1,34 @@
+"""The review path every application shares: applicant → intake → expert → director.
+
+Issuance and renewal differ in their data and their effects, not in who may do what; both
+build their rule tables from here so a change to the path is made once.
+"""
+from __future__ import annotations
+
+from ..process import Rule, Validator
+
+
+def review_rules(complete: Validator) -> tuple[Rule, ...]:
+    return (
+        Rule("submit", "draft", "submitted", "applicant", validate=complete),
+        Rule("withdraw", "draft", "withdrawn", "applicant"),
+        Rule("withdraw", "submitted", "withdrawn", "applicant"),
+        Rule("withdraw", "needs_correction", "withdrawn", "applicant"),
+        Rule("accept", "submitted", "under_review", "intake"),
+        Rule("return_for_correction", "submitted", "needs_correction", "intake", comment_required=True),
+        Rule("return_for_correction", "under_review", "needs_correction", "expert", comment_required=True),
+        Rule("resubmit", "needs_correction", "submitted", "applicant", validate=complete),
+        Rule("recommend_approval", "under_review", "awaiting_decision", "expert", recommends=True),
+        Rule("recommend_rejection", "under_review", "awaiting_decision", "expert",
+             comment_required=True, recommends=True),
+        Rule("approve", "awaiting_decision", "approved", "director", decides=True),
+        Rule("reject", "awaiting_decision", "rejected", "director", comment_required=True, decides=True),
+        Rule("send_back", "awaiting_decision", "under_review", "director", comment_required=True, decides=True),
+    )
+
+
+REVIEW_STATES = (
+    "draft", "submitted", "needs_correction", "under_review", "awaiting_decision",
+    "approved", "rejected", "withdrawn",
+)
+TERMINAL = frozenset({"approved", "rejected", "withdrawn"})
