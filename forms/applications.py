@@ -73,3 +73,12 @@ class ApplicationForm(FlaskForm):
             else:
                 leftover.append(message)
         return leftover
+
+
+class RenewalForm(FlaskForm):
+    version = HiddenField()
+    activity_report = TextAreaField(_l("Report of activities since the permit was issued"), filters=[_text])
+
+
+class NewRenewalForm(FlaskForm):
+    permit_id = IntegerField(validators=[Optional()])

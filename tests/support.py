@@ -196,6 +196,18 @@ class Web:
         return r.status_code, r.get_data(as_text=True)
 
 
+def hidden_fields(html: str) -> dict[str, str]:
+    """The hidden inputs of a piece of HTML, whatever the attribute order."""
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", html):
+        if 'type="hidden"' in tag:
+            name = re.search(r'name="([^"]+)"', tag)
+            value = re.search(r'value="([^"]*)"', tag)
+            if name:
+                fields[name.group(1)] = value.group(1) if value else ""
+    return fields
+
+
 @pytest.fixture
 def web(client: FlaskClient, world: World) -> Web:
     return Web(client, world)
@@ -205,5 +217,5 @@ def user(session: Any, world: World, who: str) -> User:
     return session.get(User, world.users[who])
 
 
-__all__ = ["Api", "PASSWORD", "PDF", "TO_AWAITING", "VALID_IDS", "Web", "World", "api", "good_data",
+__all__ = ["hidden_fields", "Api", "PASSWORD", "PDF", "TO_AWAITING", "VALID_IDS", "Web", "World", "api", "good_data",
            "minimal_pdf", "national_id", "user", "web", "world"]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.support import TO_AWAITING
+from tests.support import TO_AWAITING, hidden_fields
 from workflow.models import Permit, utcnow
 from workflow.text import ascii_digits
 
@@ -115,3 +115,25 @@ def test_rejected_renewal_frees_the_permit(api, session, permit):
     api.advance(case["id"], ("submit", "ngo"), ("accept", "intake"), ("recommend_rejection", "expert", "گزارش ناقص"),
                 ("reject", "director", "گزارش فعالیت ناقص است"))
     assert _open(api, permit, "ngo_b").status_code == 201
+
+
+def test_renew_from_the_dashboard(api, web, session, permit):
+    import re
+
+    _expire_in(session, permit, 45)
+    web.login("ngo")
+    status, html = web.page("/portal/")
+    assert status == 200 and "days-left soon" in html and ("۴۴" in html or "۴۵" in html)
+    block = re.search(r'<form[^>]*action="/portal/renewals/new".*?</form>', html, re.S).group(0)
+    r = web.client.post("/portal/renewals/new", data=hidden_fields(block))
+    assert r.status_code == 302 and "/edit" in r.location
+    form = web.client.get(r.location).get_data(as_text=True)
+    token = re.search(r'id="csrf_token"[^>]*value="([^"]+)"', form).group(1)
+    version = re.search(r'id="version"[^>]*value="(\d+)"', form).group(1)
+    r = web.client.post(r.location, data={"csrf_token": token, "version": version, "activity_report": REPORT,
+                                          "submit": "1"})
+    assert r.status_code == 302 and "/cases/" in r.location
+    html = web.client.get(r.location).get_data(as_text=True)
+    assert "badge submitted" in html and permit.number.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")) in html
+    status, html = web.page("/portal/")
+    assert "/portal/renewals/new" not in html  # one renewal at a time

@@ -6,12 +6,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from forms.applications import ApplicationForm, NewApplicationForm
+from forms.applications import ApplicationForm, NewApplicationForm, NewRenewalForm, RenewalForm
 
 from .. import db, engine
 from ..errors import Invalid, WorkflowError
 from ..i18n import lang
-from ..models import Case, Organization, Permit
+from ..models import Case, Organization, Permit, utcnow
+from ..states import permit_renewal
 from ..reference_data import FIELDS
 from ..text import persian_digits
 from ..services import applications
@@ -37,8 +38,73 @@ def dashboard():  # type: ignore[no-untyped-def]
     # Where an application is open or a permit is live, the next step is not a new application.
     open_by_org = {c.organization_id for c in cases if c.state not in ("approved", "rejected", "withdrawn")}
     open_by_org |= {p.organization_id for p in permits if p.state in ("active", "suspended")}
+    now = utcnow()
+    renewal = {
+        p.id: {
+            "days_left": (p.valid_until - now).days,
+            "can_renew": p.open_renewal_case_id is None and permit_renewal.why_not_renewable(p, now) is None,
+            "open_case": p.open_renewal_case_id,
+        }
+        for p in permits
+    }
     return render_template("portal/dashboard.html", orgs=orgs, cases=cases, permits=permits,
-                           open_by_org=open_by_org, new_form=NewApplicationForm())
+                           open_by_org=open_by_org, new_form=NewApplicationForm(),
+                           renewal=renewal, renew_form=NewRenewalForm())
+
+
+@bp.post("/renewals/new")
+def new_renewal():  # type: ignore[no-untyped-def]
+    """Open a renewal prefilled from the permit, then continue on its form."""
+    form = NewRenewalForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = db.session()
+    permit = session.get(Permit, form.permit_id.data) if form.permit_id.data else None
+    if permit is None or permit.organization_id not in current_user.organization_ids:
+        abort(404)
+    try:
+        case, _created = applications.create(
+            session, current_user, kind=permit_renewal.KIND, organization_id=permit.organization_id,
+            data={"permit_number": permit.number},
+        )
+        session.commit()
+    except WorkflowError as exc:
+        session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("portal.dashboard"))
+    return redirect(url_for("portal.edit_application", case_id=case.id))
+
+
+def _edit_renewal(case: Case):  # type: ignore[no-untyped-def]
+    session = db.session()
+    form = RenewalForm()
+    extra: list[str] = []
+    if request.method == "GET":
+        form.version.data = str(case.version)
+        shown = persian_digits if lang() == "fa" else str
+        form.activity_report.data = shown((case.data or {}).get("activity_report", ""))
+    elif form.validate_on_submit():
+        data = {"permit_number": (case.data or {}).get("permit_number"), "activity_report": form.activity_report.data or ""}
+        try:
+            applications.update_data(session, current_user, case, data, int(form.version.data or -1))
+            session.commit()
+            if "submit" in request.form:
+                action = "submit" if case.state == "draft" else "resubmit"
+                engine.fire(session, case, action, current_user, version=case.version)
+                session.commit()
+                flash(_("Your application has been submitted."), "success")
+                return redirect(url_for("cases.show", case_id=case.id))
+        except WorkflowError as exc:
+            session.rollback()
+            extra = list(exc.fields.values()) or [exc.message]
+            form.version.data = str(case.version)
+            return render_template("portal/renewal_form.html", form=form, case=case, extra=extra), exc.status
+        flash(_("Draft saved."), "success")
+        return redirect(url_for("portal.edit_application", case_id=case.id))
+    else:
+        flash(_("The form has expired; please try again."), "error")
+    return render_template("portal/renewal_form.html", form=form, case=case, extra=extra,
+                           permit=permit_renewal.permit_of(session, case))
 
 
 @bp.post("/applications/new")
@@ -76,6 +142,8 @@ def edit_application(case_id: int):  # type: ignore[no-untyped-def]
     case = engine.get_case(session, current_user, case_id)
     if not applications.editable(case) or case.organization_id not in current_user.organization_ids:
         return redirect(url_for("cases.show", case_id=case.id))
+    if case.kind == permit_renewal.KIND:
+        return _edit_renewal(case)
     form = ApplicationForm()
     form.field.choices, form.county.choices = _choices(case)
     extra: list[str] = []
