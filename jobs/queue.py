@@ -62,9 +62,12 @@ def _after_commit(session: Session) -> None:
     if queue is None:
         log.info("no Redis configured; %d job(s) left in the outbox", len(pending))
         return
+    from .notify import RETRY
+
     try:
         for func, args in pending:
-            queue.enqueue(func, *args, retry=None, failure_ttl=7 * 24 * 3600)
+            retry = RETRY if func == "jobs.notify.deliver" else None
+            queue.enqueue(func, *args, retry=retry, failure_ttl=7 * 24 * 3600)
     except redis.RedisError:
         log.exception("enqueue failed; %d job(s) stay in the outbox", len(pending))
 

@@ -30,7 +30,7 @@ PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:
 REDIS_HOST = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/{db}")
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).parent / "artifacts"
-REFERENCE_TABLES = {"provinces", "counties", "alembic_version"}
+REFERENCE_TABLES = {"provinces", "counties", "holidays", "alembic_version"}
 
 
 def _pg_ok() -> str | None:
@@ -74,6 +74,7 @@ def _worker_index() -> int:
 
 def _migrate(url: str) -> None:
     from workflow.cli import load_reference_data
+    from workflow.holidays import load_data_file
     from workflow.migrate import upgrade
 
     app = create_app(TestConfig(DATABASE_URL=url, REDIS_URL=""))
@@ -81,6 +82,7 @@ def _migrate(url: str) -> None:
         upgrade(app)
         with db.new_session() as session:
             load_reference_data(session)
+            load_data_file(session)
             session.commit()
     app.extensions["db_engine"].dispose()
 

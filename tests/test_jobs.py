@@ -28,7 +28,7 @@ def test_decision_enqueues_and_worker_delivers(api, app, session):
     from jobs.notify import deliver
 
     with app.app_context():
-        assert deliver(rows[0].id) == "already delivered"
+        assert deliver(rows[0].id) == "already handled"
 
 
 @pytest.mark.redis

@@ -103,6 +103,6 @@ def test_actions_from_wrong_state_conflict(api, state):
     for action in sorted(PROCESS.actions):
         if PROCESS.rules_for(action, state):
             continue
-        for role in sorted(PROCESS.roles_for_action(action)):
+        for role in sorted(PROCESS.roles_for_action(action) - {"system"}):
             r = api.act(case_id, action, by_role[role], comment="x")
             assert r.status_code == 409, (action, role, state, r.get_json())

@@ -56,10 +56,13 @@ def init_db() -> None:
     from .migrate import upgrade
 
     upgrade(current_app._get_current_object())  # type: ignore[attr-defined]
+    from .holidays import load_data_file
+
     with db.new_session() as session:
         added = load_reference_data(session)
+        days = load_data_file(session)
         session.commit()
-    click.echo(f"database at head; {added} reference rows added")
+    click.echo(f"database at head; {added} reference rows added; {days} holidays added")
 
 
 def _fail(exc: WorkflowError) -> None:
@@ -190,6 +193,7 @@ def serve(host: str, port: int, workers: int) -> None:
         subprocess.Popen([str(bin_dir / "gunicorn"), "-w", str(workers), "--threads", "4",
                           "-b", f"{host}:{port}", "--access-logfile", "-", "wsgi:app"], env=env),
         subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"], env=env),
+        subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "cron"], env=env),
     ]
     time.sleep(1.0)
     click.echo(f"\nNGO permits is running at http://{host}:{port}/")
@@ -239,3 +243,46 @@ def jobs_worker(burst: bool, simple: bool) -> None:
     cls = SimpleWorker if simple else Worker
     worker = cls([current_app.config["RQ_QUEUE"]], connection=conn)
     worker.work(burst=burst, with_scheduler=True)
+
+
+@jobs_cli.command("sweep")
+@click.option("--now", "now_text", help="ISO-8601 (UTC if no zone) or Jalali date-time, e.g. 1405-01-15T09:00")
+def jobs_sweep(now_text: str | None) -> None:
+    """Run one sweep now (or as if it were TIME): reminders, escalations, lapses, expiries."""
+    from jobs.sweep import run
+
+    click.echo(run(parse_moment(now_text) if now_text else None))
+
+
+def parse_moment(text: str) -> "datetime":
+    """ISO-8601 or a Jalali date-time (years before 1700 are Jalali; Tehran time)."""
+    from datetime import datetime, timezone
+
+    from .calendar import parse_jalali_datetime
+    from .text import ascii_digits
+
+    text = ascii_digits(text).strip()
+    try:
+        if int(text[:4]) < 1700:
+            return parse_jalali_datetime(text)
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@jobs_cli.command("cron")
+def jobs_cron() -> None:
+    """Enqueue the sweep every minute (rq's cron scheduler); a worker runs it."""
+    from rq.cron import CronScheduler
+
+    from jobs.cron import SWEEP_EVERY_SECONDS
+    from jobs.queue import connection
+    from jobs.sweep import run
+
+    conn = connection()
+    if conn is None:
+        raise click.ClickException("REDIS_URL is not set; `flask serve` starts an embedded Redis.")
+    scheduler = CronScheduler(connection=conn)
+    scheduler.register(run, current_app.config["RQ_QUEUE"], interval=SWEEP_EVERY_SECONDS, job_timeout=600)
+    scheduler.start()

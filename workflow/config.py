@@ -54,6 +54,11 @@ class Config:
         self.PERMIT_VALIDITY_YEARS = int(os.environ.get("PERMIT_VALIDITY_YEARS", 3))
         self.THURSDAY_OFF = os.environ.get("THURSDAY_OFF", "1") not in ("0", "false", "no")
         self.TOKEN_HOURS = int(os.environ.get("TOKEN_HOURS", 12))
+        # An outbox row enqueued this long ago and still undelivered is enqueued again.
+        self.SMTP_HOST = os.environ.get("SMTP_HOST", "")
+        self.SMTP_PORT = int(os.environ.get("SMTP_PORT", 25))
+        self.MAIL_FROM = os.environ.get("MAIL_FROM", "no-reply@ngo-permits.local")
+        self.DELIVERY_LEASE_SECONDS = int(os.environ.get("DELIVERY_LEASE_SECONDS", 300))
         self.BABEL_DEFAULT_LOCALE = "fa"
         self.BABEL_DEFAULT_TIMEZONE = "Asia/Tehran"
         self.BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "translations")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -21,6 +21,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import registry
 from .calendar import add_working_days
+from .deadlines import next_after, state_events
+from .holidays import holidays
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import AuditEntry, Case, Membership, Notification, User, UserRole, utcnow
 from .models.types import UTCDateTime
@@ -102,13 +104,13 @@ def allowed_actions(session: Session, case: Case, user: User) -> list[str]:
     return names
 
 
-def due_at(process: Process, state: str, since: datetime) -> datetime | None:
+def due_at(process: Process, state: str, since: datetime, holidays: frozenset[date] = frozenset()) -> datetime | None:
     deadline = process.deadlines.get(state)
     if deadline is None:
         return None
     if deadline.working_days is not None:
         return add_working_days(
-            since, deadline.working_days, thursday_off=current_app.config["THURSDAY_OFF"]
+            since, deadline.working_days, thursday_off=current_app.config["THURSDAY_OFF"], holidays=holidays
         )
     return since + timedelta(days=deadline.calendar_days or 0)
 
@@ -163,7 +165,12 @@ def fire(
         # and its version moves by exactly one per transition.
         case.updated_at = now
         case.state_entered_at = now
-        case.due_at = due_at(process, rule.dest, now)
+        days_off = holidays(session) if rule.dest in process.deadlines else frozenset()
+        case.due_at = due_at(process, rule.dest, now, days_off)
+        events = state_events(process, rule.dest, now, case.due_at, holidays=days_off,
+                              thursday_off=current_app.config["THURSDAY_OFF"])
+        case.next_event_at = next_after(events, now)
+        case.overdue = False
         if case.submitted_at is None and rule.dest not in process.terminal:
             case.submitted_at = now
         if rule.recommends and actor is not None:
@@ -201,14 +208,14 @@ def _notify_statement():  # type: ignore[no-untyped-def]
         select(
             Membership.user_id, bindparam("case_id"), bindparam("kind"),
             bindparam("payload", type_=table.c.payload.type), bindparam("now", type_=UTCDateTime()),
-            literal(0),
+            bindparam("now", type_=UTCDateTime()), literal(0),
         )
         .join(UserRole, UserRole.user_id == Membership.user_id)
         .where(Membership.organization_id == bindparam("organization_id"), UserRole.role == "applicant")
     )
     return (
         insert(table)
-        .from_select(["user_id", "case_id", "kind", "payload", "created_at", "attempts"], members)
+        .from_select(["user_id", "case_id", "kind", "payload", "created_at", "enqueued_at", "attempts"], members)
         .returning(table.c.id)
     )
 

@@ -18,6 +18,7 @@ ACTIONS = {
     "approve": _l("Approve"), "reject": _l("Reject"), "send_back": _l("Send back for review"),
     "issue": _l("Permit issued"), "suspend": _l("Suspend"), "reinstate": _l("Reinstate"),
     "revoke": _l("Revoke"), "expire": _l("Expired"), "renew": _l("Renewed"),
+    "lapse": _l("Lapsed: correction deadline passed"),
 }
 # What the comment box asks for, where the action needs one.
 COMMENT_PROMPTS = {

@@ -23,6 +23,8 @@ class Case(Base):
         # The queue query: jurisdiction + state, oldest first, keyset on (state_entered_at, id).
         Index("ix_cases_queue", "province_id", "state", "state_entered_at", "id"),
         Index("ix_cases_org_state", "organization_id", "state"),
+        # The sweep asks only "what is due now?": one index range, however many cases exist.
+        Index("ix_cases_next_event_at", "next_event_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +45,10 @@ class Case(Base):
     # Who recommended: the engine refuses that person the decision (separation of duties).
     recommended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The earliest deadline event (reminder, escalation, lapse) not yet handled by the sweep.
+    next_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by escalation one working day after the SLA; cleared when the case moves on.
+    overdue: Mapped[bool] = mapped_column(default=False, server_default="0")
 
     organization: Mapped[Organization] = relationship(lazy="joined")
     documents: Mapped[list["Document"]] = relationship(

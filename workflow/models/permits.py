@@ -20,7 +20,10 @@ from .users import User
 
 class Permit(Base):
     __tablename__ = "permits"
-    __table_args__ = (Index("ix_permits_state_valid_until", "state", "valid_until"),)
+    __table_args__ = (
+        Index("ix_permits_state_valid_until", "state", "valid_until"),
+        Index("ix_permits_next_event_at", "next_event_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(40), unique=True)
@@ -36,6 +39,8 @@ class Permit(Base):
     # The renewal under way, if any. Claimed with the permit's version check, so of two
     # renewals opened at once exactly one succeeds.
     open_renewal_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # The next reminder, expiry or end of grace the sweep must handle.
+    next_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     case: Mapped[Case] = relationship(back_populates="permit", foreign_keys=[case_id])
     organization: Mapped[Organization] = relationship(lazy="joined")

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..deadlines import next_after, permit_events
 from ..engine import in_jurisdiction, is_member
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import Permit, PermitEvent, User, utcnow
@@ -81,6 +82,7 @@ def fire(
             permit.valid_until = valid_until
         permit.last_seq += 1
         PROCESS.fire(permit, action, session=session, actor=actor, now=now)
+        permit.next_event_at = next_after(permit_events(permit), now)
         event = PermitEvent(
             permit=permit, permit_id=permit.id, seq=permit.last_seq, at=now,
             actor_id=actor.id if actor else None, role=role, action=action, from_state=from_state,

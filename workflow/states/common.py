@@ -18,6 +18,8 @@ def review_rules(complete: Validator) -> tuple[Rule, ...]:
         Rule("return_for_correction", "submitted", "needs_correction", "intake", comment_required=True),
         Rule("return_for_correction", "under_review", "needs_correction", "expert", comment_required=True),
         Rule("resubmit", "needs_correction", "submitted", "applicant", validate=complete),
+        # The correction deadline passed: the system withdraws the application.
+        Rule("lapse", "needs_correction", "withdrawn", "system"),
         Rule("recommend_approval", "under_review", "awaiting_decision", "expert", recommends=True),
         Rule("recommend_rejection", "under_review", "awaiting_decision", "expert",
              comment_required=True, recommends=True),

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendar import add_jalali_years, jalali_year
+from ..deadlines import next_after, permit_events
 from ..errors import Conflict
 from ..models import Case, County, Organization, Permit, PermitEvent
 from ..process import Deadline, Process, Rule
@@ -162,6 +163,7 @@ def issue_permit(event: Any) -> None:
         case=case, organization_id=case.organization_id, province_id=case.province_id,
         county_id=case.county_id, state="active", issued_at=now, valid_until=valid_until, last_seq=1,
     )
+    permit.next_event_at = next_after(permit_events(permit), now)
     session.add(permit)
     session.flush()
     # The sequence id makes the number unique without a counter row every approval would lock.
@@ -202,7 +204,7 @@ PROCESS = Process(
     terminal=TERMINAL,
     deadlines=DEADLINES,
     effects={"approve": (issue_permit,)},
-    notify_applicants=frozenset({"accept", "return_for_correction", "approve", "reject"}),
+    notify_applicants=frozenset({"accept", "return_for_correction", "approve", "reject", "lapse"}),
     clean_data=clean_data,
     title=TITLE,
     on_open=may_open,

@@ -1,0 +1,62 @@
+"""What a notification says, in the recipient's language (Persian unless they chose English)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from workflow import calendar, labels
+from workflow.models import Notification
+from workflow.text import persian_digits
+
+
+def render(row: Notification) -> tuple[str, str]:
+    """(subject, body) of a notification."""
+    locale = row.user.locale or "fa"
+    with force_locale(locale):
+        return _subject(row.kind, row.payload or {}, locale), _body(row.kind, row.payload or {}, locale)
+
+
+def _digits(value: Any, locale: str) -> str:
+    return persian_digits(value) if locale == "fa" else str(value)
+
+
+def _date(value: str | None, locale: str) -> str:
+    from datetime import datetime
+
+    return calendar.format_date(datetime.fromisoformat(value), locale) if value else ""
+
+
+def _subject(kind: str, p: dict[str, Any], locale: str) -> str:
+    case = _digits(p.get("case_id", ""), locale)
+    permit = _digits(p.get("permit_number", ""), locale)
+    subjects = {
+        "sla_half": _("Case %(n)s: half of its time has passed", n=case),
+        "sla_due": _("Case %(n)s is due today", n=case),
+        "sla_escalate": _("Case %(n)s is overdue", n=case),
+        "correction_7d": _("Application %(n)s: 7 days left to correct it", n=case),
+        "correction_1d": _("Application %(n)s: 1 day left to correct it", n=case),
+        "permit_60d": _("Permit %(n)s ends in 60 days", n=permit),
+        "permit_30d": _("Permit %(n)s ends in 30 days", n=permit),
+        "permit_7d": _("Permit %(n)s ends in 7 days", n=permit),
+        "expire": _("Permit %(n)s has expired", n=permit),
+        "grace_end": _("Renewal of permit %(n)s has closed", n=permit),
+    }
+    if kind in subjects:
+        return subjects[kind]
+    action = kind.removeprefix("case.")
+    return _("Application %(n)s: %(action)s", n=case, action=labels.label(labels.ACTIONS, action))
+
+
+def _body(kind: str, p: dict[str, Any], locale: str) -> str:
+    lines = [_subject(kind, p, locale)]
+    if p.get("due_at"):
+        lines.append(_("Due: %(date)s", date=_date(p["due_at"], locale)))
+    if p.get("valid_until"):
+        lines.append(_("Valid until: %(date)s", date=_date(p["valid_until"], locale)))
+    if kind.startswith("permit_") or kind == "expire":
+        lines.append(_("You can apply for renewal from your organisation's page."))
+    if p.get("comment"):
+        lines.append(p["comment"])
+    return "\n".join(lines)
