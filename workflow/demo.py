@@ -134,6 +134,10 @@ def _case_in_state(session: Session, rng: random.Random, member: User, org: Any,
     applications.attach_document(session, member, case, content=minimal_pdf(org.name_key), filename="statute.pdf")
     path = _PATHS[target]
     start = utcnow() - timedelta(days=3 * len(path) + 1)
+    if target == "approved":
+        # Issued almost three years ago: the permit ends in about 40 days, so the demo shows
+        # the Renew button and the sweep's 60-day reminder.
+        start = utcnow() - timedelta(days=3 * 365 - 40 + 3 * len(path))
     for step, (action, role, comment) in enumerate(path):
         actor = member if role == "applicant" else staff[role]
         engine.fire(session, case, action, actor, comment=comment, now=start + timedelta(days=3 * step))
