@@ -49,3 +49,19 @@ def test_demo_seed(app, session):
     again = runner.invoke(args=["demo", "seed"])
     assert again.exit_code == 0
     assert session.scalar(select(func.count(Case.id))) == sum(states.values())
+
+
+def test_sweep_accepts_iso_and_jalali_moments(app):
+    from datetime import datetime, timezone
+
+    from workflow.cli import parse_moment
+
+    assert parse_moment("2026-03-21T05:30:00+00:00") == datetime(2026, 3, 21, 5, 30, tzinfo=timezone.utc)
+    assert parse_moment("2026-03-21T05:30") == datetime(2026, 3, 21, 5, 30, tzinfo=timezone.utc)
+    # 1405-01-01 09:00 in Tehran (UTC+3:30) is 2026-03-21 05:30 UTC
+    assert parse_moment("۱۴۰۵-۰۱-۰۱T09:00") == datetime(2026, 3, 21, 5, 30, tzinfo=timezone.utc)
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["jobs", "sweep", "--now", "1405-01-15T09:00"])
+    assert r.exit_code == 0 and "cases 0" in r.output
+    bad = runner.invoke(args=["jobs", "sweep", "--now", "1405-13-40T09:00"])
+    assert bad.exit_code != 0 and "--now" in bad.output
