@@ -60,7 +60,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import api, auth, cases, permits_api, portal, public, queues  # noqa: F401 (routes on api.bp)
+    from .views import (  # noqa: F401 (permits_api: routes on api.bp)
+        api, auth, cases, notifications, permits_api, portal, public, queues,
+    )
     from .extensions import csrf
 
     app.register_blueprint(auth.bp)
@@ -69,6 +71,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(cases.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(notifications.bp)
     # The API authenticates every call with a bearer token, not a cookie, so CSRF cannot apply.
     csrf.exempt(api.bp)
 
