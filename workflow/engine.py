@@ -161,11 +161,13 @@ def fire(
     now = now or utcnow()
     from_state = case.state
     try:
+        # Read before the case is touched: a query now would autoflush the half-changed case
+        # and move its version twice in one transition.
+        days_off = holidays(session) if rule.dest in process.deadlines else frozenset()
         # Bookkeeping first, so effects that flush (a permit needs its id) write the case once
         # and its version moves by exactly one per transition.
         case.updated_at = now
         case.state_entered_at = now
-        days_off = holidays(session) if rule.dest in process.deadlines else frozenset()
         case.due_at = due_at(process, rule.dest, now, days_off)
         events = state_events(process, rule.dest, now, case.due_at, holidays=days_off,
                               thursday_off=current_app.config["THURSDAY_OFF"])
@@ -226,7 +228,8 @@ def _notify_members(session: Session, case: Case, action: str, comment: str) -> 
 
     ids = session.execute(_notify_statement(), {
         "case_id": case.id, "kind": f"case.{action}", "organization_id": case.organization_id,
-        "payload": {"action": action, "state": case.state, "comment": comment}, "now": utcnow(),
+        "payload": {"case_id": case.id, "action": action, "state": case.state, "comment": comment},
+        "now": utcnow(),
     }).scalars().all()
     for notification_id in ids:
         enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
