@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import String, bindparam, cast, func, select
+from sqlalchemy import String, bindparam, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, Invalid
@@ -88,14 +88,19 @@ def issue_token(session: Session, user: User) -> tuple[str, datetime]:
 
 @functools.cache
 def _principal_query():  # type: ignore[no-untyped-def]
-    """Built once: constructing it costs more than running it."""
+    """Built once: constructing it costs more than running it.
+
+    The separator is a literal column: given as a string, SQLAlchemy renders it through a
+    "literal execute" parameter, which re-processes the SQL text on every execution.
+    """
+    comma = literal_column("','")
     roles = (
-        select(func.aggregate_strings(UserRole.role, ","))
+        select(func.aggregate_strings(UserRole.role, comma))
         .where(UserRole.user_id == User.id)
         .scalar_subquery()
     )
     orgs = (
-        select(func.aggregate_strings(cast(Membership.organization_id, String), ","))
+        select(func.aggregate_strings(cast(Membership.organization_id, String), comma))
         .where(Membership.user_id == User.id)
         .scalar_subquery()
     )
