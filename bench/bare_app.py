@@ -8,29 +8,33 @@ It sends the database the same statements, in the same order and one transaction
         SELECT users.*, (SELECT string_agg(role) …), (SELECT string_agg(organization_id) …),
                api_tokens.expires_at FROM users JOIN api_tokens … WHERE token_hash = ?
     case, its permit and documents
-        SELECT cases.*, organizations.*, documents.*, permits.*, organizations.* FROM cases
-        LEFT JOIN organizations LEFT JOIN documents LEFT JOIN permits LEFT JOIN organizations
+        SELECT cases.*, documents.*, permits.* FROM cases LEFT JOIN documents LEFT JOIN permits
         WHERE cases.id = ? ORDER BY documents.id
-    transition   UPDATE cases SET state, version, updated_at, state_entered_at, due_at, last_seq
-                 WHERE id = ? AND version = ?          (no row: 409)
+    transition   UPDATE cases SET state, version, updated_at, state_entered_at, due_at,
+                 next_event_at, last_seq WHERE id = ? AND version = ?        (no row: 409)
     audit        INSERT INTO audit_entries … RETURNING id
     outbox       INSERT INTO notifications … SELECT the organisation's applicants … RETURNING id
     COMMIT
 
+and, like the real app, `SELECT day FROM holidays` at most once a minute per process (the due
+date and the first deadline event are counted in working days).
+
 The checks are the real endpoint's, hand-written: bearer token and expiry (401), a JSON object
 without NUL (400), action and version present (422), visibility (404), role for the action (403),
 version seen (409), rule for the current state (409), jurisdiction and separation of duties (403).
-Only the rows of the permit-issuance table that an intake officer's `accept` touches are encoded.
+Only `accept` is implemented; the other rules listed serve the response's `actions`.
 Served by gunicorn exactly like `wsgi:app`: `gunicorn ... bench.bare_app:app` with DATABASE_URL.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import queue
+import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import psycopg
@@ -44,15 +48,17 @@ THURSDAY_OFF = os.environ.get("THURSDAY_OFF", "1") not in ("0", "false", "no")
 MAX_BODY = int(os.environ.get("API_MAX_BODY_BYTES", 256 * 1024))
 CHANGED = "This case was changed by someone else; reload it and try again."
 STAFF_ROLES = frozenset({"intake", "expert", "director", "finance", "auditor", "admin"})
-# (action, source state) → (destination, role, working days allowed in the destination)
+# (action, source state) → (destination, role); only `accept` may be fired here.
 RULES = {
-    ("accept", "submitted"): ("under_review", "intake", 10),
-    ("return_for_correction", "submitted"): ("needs_correction", "intake", None),
-    ("return_for_correction", "under_review"): ("needs_correction", "expert", None),
-    ("send_inquiry", "under_review"): ("inquiry", "expert", 15),
-    ("recommend_approval", "under_review"): ("awaiting_decision", "expert", 5),
-    ("recommend_rejection", "under_review"): ("awaiting_decision", "expert", 5),
+    ("accept", "submitted"): ("under_review", "intake"),
+    ("return_for_correction", "submitted"): ("needs_correction", "intake"),
+    ("return_for_correction", "under_review"): ("needs_correction", "expert"),
+    ("recommend_approval", "under_review"): ("awaiting_decision", "expert"),
+    ("recommend_rejection", "under_review"): ("awaiting_decision", "expert"),
 }
+FIREABLE = frozenset({"accept"})
+WORKING_DAYS = {"under_review": 10}  # the SLA of accept's destination
+HOLIDAYS_TTL = 60.0
 NOTIFY = frozenset({"accept", "return_for_correction", "approve", "reject"})
 
 USER_SQL = (
@@ -67,34 +73,31 @@ USER_SQL = (
 CASE_SQL = (
     "SELECT c.id, c.kind, c.state, c.version, c.organization_id, c.province_id, c.county_id, c.data, "
     "c.created_by_id, c.created_at, c.updated_at, c.state_entered_at, c.submitted_at, c.due_at, "
-    "c.recommended_by_id, c.last_seq, "
-    "o1.id, o1.name, o1.name_key, o1.province_id, o1.county_id, o1.created_at, "
+    "c.recommended_by_id, c.last_seq, c.next_event_at, c.overdue, "
     "d.id, d.case_id, d.kind, d.original_name, d.stored_name, d.content_type, d.size, d.sha256, "
     "d.uploaded_by_id, d.uploaded_at, d.superseded, "
-    "o2.id, o2.name, o2.name_key, o2.province_id, o2.county_id, o2.created_at, "
-    "p.id, p.number, p.case_id, p.organization_id, p.province_id, p.state, p.issued_at, p.valid_until "
-    "FROM cases c LEFT OUTER JOIN organizations o1 ON o1.id = c.organization_id "
-    "LEFT OUTER JOIN documents d ON c.id = d.case_id "
+    "p.id, p.number, p.case_id, p.organization_id, p.province_id, p.county_id, p.state, p.issued_at, "
+    "p.valid_until, p.version, p.last_seq, p.open_renewal_case_id, p.next_event_at "
+    "FROM cases c LEFT OUTER JOIN documents d ON c.id = d.case_id "
     "LEFT OUTER JOIN permits p ON c.id = p.case_id "
-    "LEFT OUTER JOIN organizations o2 ON o2.id = p.organization_id "
     "WHERE c.id = %s ORDER BY d.id"
 )
 # Column positions in CASE_SQL's rows.
 C_ID, C_KIND, C_STATE, C_VERSION, C_ORG, C_PROVINCE, C_COUNTY, C_DATA = range(8)
 C_CREATED, C_SUBMITTED, C_LAST_SEQ = 9, 12, 15
-D_ID, D_KIND, D_NAME, D_SIZE, D_SHA, D_AT, D_SUPERSEDED = 22, 24, 25, 28, 29, 31, 32
-P_NUMBER = 40
+D_ID, D_KIND, D_NAME, D_SIZE, D_SHA, D_AT, D_SUPERSEDED = 18, 20, 21, 24, 25, 27, 28
+P_NUMBER = 30
 UPDATE_SQL = (
     "UPDATE cases SET state = %s, version = %s, updated_at = %s, state_entered_at = %s, due_at = %s, "
-    "last_seq = %s WHERE cases.id = %s AND cases.version = %s"
+    "last_seq = %s, next_event_at = %s WHERE cases.id = %s AND cases.version = %s"
 )
 AUDIT_SQL = (
     "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_entries.id"
 )
 NOTIFY_SQL = (
-    "INSERT INTO notifications (user_id, case_id, kind, payload, created_at, attempts) "
-    "SELECT memberships.user_id, %s, %s, %s, %s, 0 FROM memberships "
+    "INSERT INTO notifications (user_id, case_id, kind, payload, created_at, enqueued_at, attempts) "
+    "SELECT memberships.user_id, %s, %s, %s, %s, %s, 0 FROM memberships "
     "JOIN user_roles ON user_roles.user_id = memberships.user_id "
     "WHERE memberships.organization_id = %s AND user_roles.role = 'applicant' RETURNING notifications.id"
 )
@@ -129,6 +132,15 @@ class Pool:
 
 
 pool = Pool(DSN)
+_holidays: tuple[float, frozenset[date]] | None = None
+
+
+def holidays(conn: psycopg.Connection[Any]) -> frozenset[date]:
+    """Official holidays, read at most once a minute per process (as workflow.holidays does)."""
+    global _holidays
+    if _holidays is None or time.monotonic() - _holidays[0] >= HOLIDAYS_TTL:
+        _holidays = (time.monotonic(), frozenset(d for (d,) in conn.execute("SELECT holidays.day FROM holidays")))
+    return _holidays[1]
 
 
 def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Any:
@@ -202,8 +214,8 @@ def transition(case_id: int) -> Any:
             return error(422, "invalid", "Some fields need attention.", fields)
         text = comment.strip() if isinstance(comment, str) else ""
 
-        known_roles = {role for (act, _src), (_dst, role, _days) in RULES.items() if act == action}
-        if not known_roles:
+        known_roles = {role for (act, _src), (_dst, role) in RULES.items() if act == action}
+        if not known_roles or action not in FIREABLE:
             return error(422, "invalid", "Unknown action.", {"action": "Unknown action."})
         if not roles & known_roles:
             return error(403, "forbidden", "Your roles do not allow this action.")
@@ -213,21 +225,27 @@ def transition(case_id: int) -> Any:
         rule = RULES.get((action, from_state))
         if rule is None:
             return error(409, "conflict", "This action is not possible in the case's current state.")
-        dest, role, days = rule
+        dest, role = rule
         if role not in roles or not in_jurisdiction or member:
             return error(403, "forbidden", "You may not take this action on this case.")
 
-        due = add_working_days(now, days, thursday_off=THURSDAY_OFF) if days else None
+        # Due date and the first deadline event (half the SLA), as workflow.deadlines derives them.
+        days, off = WORKING_DAYS[dest], holidays(conn)
+        due = add_working_days(now, days, thursday_off=THURSDAY_OFF, holidays=off)
+        half = add_working_days(now, math.ceil(days / 2), thursday_off=THURSDAY_OFF, holidays=off)
+        escalate = add_working_days(due, 1, thursday_off=THURSDAY_OFF, holidays=off)
+        next_event_at = min((e for e in (half, due, escalate) if e > now), default=None)
         new_version, seq = version + 1, case[C_LAST_SEQ] + 1
         try:
-            updated = conn.execute(UPDATE_SQL, (dest, new_version, now, now, due, seq, case_id, version))
+            updated = conn.execute(UPDATE_SQL, (dest, new_version, now, now, due, seq, next_event_at, case_id,
+                                                version))
             if updated.rowcount != 1:
                 conn.rollback()
                 return error(409, "conflict", CHANGED)
             conn.execute(AUDIT_SQL, (case_id, seq, now, user_id, role, action, from_state, dest, text or None))
             if action in NOTIFY:
-                payload = Jsonb({"action": action, "state": dest, "comment": text})
-                conn.execute(NOTIFY_SQL, (case_id, f"case.{action}", payload, now, case[C_ORG])).fetchall()
+                payload = Jsonb({"case_id": case_id, "action": action, "state": dest, "comment": text})
+                conn.execute(NOTIFY_SQL, (case_id, f"case.{action}", payload, now, now, case[C_ORG])).fetchall()
             conn.commit()
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
             conn.rollback()
@@ -235,7 +253,7 @@ def transition(case_id: int) -> Any:
 
     # What the user may do next: staff rules of the new state, never on their own organisation's case.
     actions = list(dict.fromkeys(
-        act for (act, src), (_dst, r, _d) in RULES.items() if src == dest and r in roles
+        act for (act, src), (_dst, r) in RULES.items() if src == dest and r in roles
     )) if in_jurisdiction and not member else []
     return jsonify(
         id=case[C_ID], kind=case[C_KIND], state=dest, version=new_version, organization_id=case[C_ORG],
