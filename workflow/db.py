@@ -69,9 +69,10 @@ def new_session() -> Session:
 
 def session() -> Session:
     """The request's session: created on first use, rolled back and closed at teardown."""
-    if "db_session" not in g:
-        g.db_session = new_session()
-    return g.db_session
+    sess = g.get("db_session")  # one lookup through the `g` proxy: this runs several times a request
+    if sess is None:
+        sess = g.db_session = new_session()
+    return sess
 
 
 def _close_session(_exc: BaseException | None) -> None:

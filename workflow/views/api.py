@@ -156,9 +156,10 @@ def transition(case_id: int):  # type: ignore[no-untyped-def]
     if fields:
         raise Invalid(_("Some fields need attention."), fields)
     values = {k: v for k, v in data.items() if k not in ("action", "version", "comment")}
-    engine.fire(db.session(), case, action, g.api_user, version=version, comment=comment, values=values)
+    session, user = db.session(), g.api_user
+    engine.fire(session, case, action, user, version=version, comment=comment, values=values)
     commit()
-    return jsonify(case_json(db.session(), case, g.api_user))
+    return jsonify(case_json(session, case, user))
 
 
 @bp.get("/applications/<int:case_id>/history")
