@@ -655,10 +655,6 @@ def test_two_sweep_processes_at_once_create_nothing_twice(arranged: Arranged, pr
     print(f"\ntwo sweeps at once: {outs}; again: {again}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "workflow/engine.py _notify_members stamps created_at/enqueued_at with utcnow(), not the "
-    "transition's `now`; under `jobs sweep --now T` the same sweep's _requeue (jobs/sweep.py) then "
-    "takes the lapse's case.* rows for lost jobs and enqueues them a second time"))
 def test_a_sweep_as_of_a_moment_enqueues_each_row_once(arranged: Arranged, procs: Procs,
                                                        rconn: redis_lib.Redis) -> None:
     moment = (scalar(arranged.dsn, "SELECT max(due_at) FROM cases") + timedelta(minutes=1)).isoformat()

@@ -217,7 +217,7 @@ def fire(
             raise
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
     if action in process.notify_applicants:
-        _notify_members(session, case, action, text)
+        _notify_members(session, case, action, text, now)
     return entry
 
 
@@ -316,14 +316,14 @@ def _notify_statement():  # type: ignore[no-untyped-def]
     )
 
 
-def _notify_members(session: Session, case: Case, action: str, comment: str) -> None:
+def _notify_members(session: Session, case: Case, action: str, comment: str, now: datetime) -> None:
     """Outbox rows for the organisation's applicants; delivery is enqueued after commit."""
     from jobs.queue import enqueue_after_commit
 
     ids = session.connection().execute(_notify_statement(), {
         "case_id": case.id, "kind": f"case.{action}", "organization_id": case.organization_id,
         "payload": {"case_id": case.id, "action": action, "state": case.state, "comment": comment},
-        "now": utcnow(),
+        "now": now,
     }).scalars().all()
     for notification_id in ids:
         enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
