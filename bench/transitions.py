@@ -14,7 +14,8 @@ What it does, on loopback only:
      /api/v1/applications/<id>/transitions {"action": "accept", "version": v} on distinct
      submitted cases (each case once) for S seconds, timing every request;
   4. does the same against bench/bare_app.py under the same gunicorn settings;
-  5. prints transitions/s, p50, p99 and errors per run and the real/bare ratio.
+  5. prints transitions/s, p50, p99 and errors per run, the CPU each transition cost the server
+     (gunicorn's processes) and the database (the bench database's backends), and the real/bare ratio.
 
 --trace prints the SQL one transition issues in each app (BENCH_TRACE_FULL=1: whole statements);
 --profile N times N real transitions in-process (no HTTP), then N through the bare app for
@@ -183,10 +184,15 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     exhausted: bool = False
     error_samples: list[str] = field(default_factory=list)
+    server_cpu: float = float("nan")  # seconds of CPU used by gunicorn (master and workers) in the run
+    db_cpu: float = float("nan")      # seconds of CPU used by the database's backends in the run
 
     @property
     def rate(self) -> float:
         return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def per_transition(self, seconds: float) -> float:
+        return seconds / self.ok * 1000 if self.ok else float("nan")
 
     def pct(self, q: float) -> float:
         if not self.latencies:
@@ -273,6 +279,41 @@ def load(port: int, cases: Cases, version: int, tokens: list[str], clients: int,
     return result
 
 
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """pid → utime + stime in seconds, from /proc (Linux); processes gone or unreadable are left out."""
+    out, tick = {}, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def _cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two snapshots; a process that appeared in between counts whole."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items()) if after else float("nan")
+
+
+def _process_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _backends(setup: Setup) -> list[int]:
+    with psycopg.connect(libpq_dsn(setup.url), autocommit=True) as conn:
+        return [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+
 def measure(label: str, target: str, setup: Setup, cases: Cases, args: argparse.Namespace) -> list[Result]:
     env = {"DATABASE_URL": setup.url, "REDIS_URL": "", "SECRET_KEY": "x", "UPLOAD_DIR": str(setup.upload_dir),
            "FLASK_ENV": "", "WORKFLOW_CONFIG": ""}
@@ -281,11 +322,19 @@ def measure(label: str, target: str, setup: Setup, cases: Cases, args: argparse.
     with server:
         # Warm-up, not recorded: every worker opens its database connections and fills its caches.
         load(server.port, cases, setup.version, setup.tokens, max(args.clients), args.warmup, label)
+        assert server.proc is not None
         for clients in args.clients:
+            # CPU time, unlike throughput, is not skewed by other work on the machine: it shows
+            # what one transition costs the server and the database.
+            cpu0 = _cpu_seconds(_process_group(server.proc.pid))
+            db0 = _cpu_seconds(_backends(setup))
             r = load(server.port, cases, setup.version, setup.tokens, clients, args.seconds, label)
+            r.server_cpu = _cpu_used(cpu0, _cpu_seconds(_process_group(server.proc.pid)))
+            r.db_cpu = _cpu_used(db0, _cpu_seconds(_backends(setup)))
             results.append(r)
             print(f"  {label:<5} {clients:>3} clients: {r.rate:7.1f} transitions/s  p50 {r.pct(.5):6.1f} ms  "
-                  f"p99 {r.pct(.99):6.1f} ms  errors {r.errors}"
+                  f"p99 {r.pct(.99):6.1f} ms  errors {r.errors}  CPU/transition: server "
+                  f"{r.per_transition(r.server_cpu):.2f} ms, database {r.per_transition(r.db_cpu):.2f} ms"
                   + ("  (ran out of cases)" if r.exhausted else ""),
                   flush=True)
             for sample in r.error_samples:
@@ -494,11 +543,12 @@ def main(argv: list[str] | None = None) -> int:
             drop_database(setup.db_name)
             shutil.rmtree(setup.upload_dir, ignore_errors=True)
 
-    print(f"\n{'app':<6}{'clients':>8}{'trans/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
+    print(f"\n{'app':<6}{'clients':>8}{'trans/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}"
+          f"{'server CPU ms':>15}{'db CPU ms':>11}")
     for label, runs in results.items():
         for r in runs:
             print(f"{label:<6}{r.clients:>8}{r.rate:>10.1f}{r.pct(.5):>9.1f}{r.pct(.99):>9.1f}{r.errors:>8}"
-                  f"{r.ok + r.errors:>10}")
+                  f"{r.ok + r.errors:>10}{r.per_transition(r.server_cpu):>15.2f}{r.per_transition(r.db_cpu):>11.2f}")
     top = max(args.clients)
     real = next((r for r in results.get("real", []) if r.clients == top), None)
     bare = next((r for r in results.get("bare", []) if r.clients == top), None)
