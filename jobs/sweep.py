@@ -4,15 +4,26 @@ The database says what is due (`next_event_at` on cases and permits, undelivered
 the sweep handles those, writes outbox rows under unique keys, and advances `next_event_at`.
 It is safe to run twice and to run twice at once: PostgreSQL hands each sweep different rows
 (SKIP LOCKED) and the keys refuse duplicates.
+
+It works a batch at a time, with a fixed number of statements per batch whatever its size: the
+due rows are read as plain rows (no ORM objects), their events computed in Python, the
+recipients of the whole batch read in one or two queries (the staff once per run: they are few,
+the users many), the outbox rows written by one INSERT … ON CONFLICT DO NOTHING, and the new
+`next_event_at` by one UPDATE. Only the rows that change state go through the ORM, one at a
+time, because each is a real transition with its audit entry or permit event: lapses through
+`engine.fire`, expiries through `permits.fire`. The delivery jobs of a batch are enqueued
+together (`Queue.enqueue_many`, pipelined) after its commit.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any
 
+import redis
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from workflow import engine, registry
@@ -20,11 +31,15 @@ from workflow.deadlines import Event, case_events, next_after, permit_events
 from workflow.holidays import holidays
 from workflow.models import Case, Notification, Permit, utcnow
 from workflow.services import outbox, permits
-
-from .queue import enqueue_after_commit
+from workflow.services.outbox import Note
 
 log = logging.getLogger(__name__)
-BATCH = 500
+BATCH = 2000
+DELIVER = "jobs.notify.deliver"
+# What jobs/queue.py gives every delivery job (`_after_commit`): rq's failed-job record is kept a week.
+FAILURE_TTL = 7 * 24 * 3600
+ENQUEUE_CHUNK = 1000
+LAPSE_COMMENT = "مهلت اصلاح به پایان رسید؛ درخواست به‌طور خودکار مختومه شد."
 
 
 @dataclass
@@ -36,107 +51,235 @@ class SweepResult:
     lapsed: int = 0
     expired: int = 0
     requeued: int = 0
+    # Outbox rows whose delivery job is enqueued once the batch has committed (not a count).
+    jobs: list[int] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def counters(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "jobs"]
 
     def add(self, other: "SweepResult") -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name in self.counters():
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def __str__(self) -> str:
-        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
+        return ", ".join(f"{name} {getattr(self, name)}" for name in self.counters())
 
 
-def _notify(session: Session, result: SweepResult, **kwargs: object) -> None:
-    ids = outbox.add(session, **kwargs)  # type: ignore[arg-type]
-    result.notifications += len(ids)
-    for notification_id in ids:
-        enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
+class _Context:
+    """What a sweep run reads once: the staff who may be reminded, and each state's roles."""
+
+    def __init__(self) -> None:
+        self._staff: outbox.Staff | None = None
+        self._roles: dict[tuple[str, str], frozenset[str]] = {}
+
+    def staff(self, session: Session) -> outbox.Staff:
+        if self._staff is None:
+            roles = {"director"}
+            for process in registry.PROCESSES.values():
+                roles |= {r.role for r in process.rules}
+            self._staff = outbox.Staff(session, roles - {"applicant", "system"})
+        return self._staff
+
+    def roles(self, kind: str, state: str) -> frozenset[str]:
+        """Who has something to do in `state`: reminded of its SLA."""
+        key = (kind, state)
+        if key not in self._roles:
+            rules = registry.get(kind).rules
+            self._roles[key] = frozenset({r.role for r in rules if r.source == state} - {"applicant", "system"})
+        return self._roles[key]
 
 
-def _case_event(session: Session, case: Case, event: Event, now: datetime, result: SweepResult) -> bool:
-    """Handle one due event of a case; True if it makes the case overdue."""
-    process = registry.get(case.kind)
-    key = f"case:{case.id}:{case.last_seq}:{event.kind}"
-    payload = {"case_id": case.id, "kind": case.kind, "state": case.state, "due_at": case.due_at.isoformat()
-               if case.due_at else None, "event": event.kind}
-    common = {"kind": event.kind, "key": key, "now": now, "payload": payload, "case_id": case.id}
-    if event.kind in ("sla_half", "sla_due"):
-        roles = {r.role for r in process.rules if r.source == case.state} - {"applicant", "system"}
-        staff = outbox.staff_holding(session, roles, province_id=case.province_id, county_id=case.county_id,
-                                     organization_id=case.organization_id)
-        _notify(session, result, user_ids=staff, **common)
-    elif event.kind == "sla_escalate":
-        directors = outbox.staff_holding(session, {"director"}, province_id=case.province_id,
-                                         county_id=case.county_id, organization_id=case.organization_id)
-        _notify(session, result, user_ids=directors, **common)
-        result.escalated += 1
-        return True
-    elif event.kind in ("correction_7d", "correction_1d"):
-        _notify(session, result, user_ids=outbox.applicants_of(session, case.organization_id), **common)
-    elif event.kind == "lapse":
-        engine.fire(session, case, "lapse", None, now=now,
-                    comment="مهلت اصلاح به پایان رسید؛ درخواست به‌طور خودکار مختومه شد.")
-        result.lapsed += 1
-    return False
+# -- cases ---------------------------------------------------------------------------------------
+_CASE_COLUMNS = (Case.id, Case.kind, Case.state, Case.version, Case.organization_id, Case.province_id,
+                 Case.county_id, Case.state_entered_at, Case.due_at, Case.last_seq, Case.next_event_at,
+                 Case.overdue)
 
 
-def _sweep_cases(session: Session, now: datetime, result: SweepResult) -> int:
-    due = list(session.scalars(
-        select(Case).where(Case.next_event_at <= now).order_by(Case.next_event_at, Case.id)
+def _sweep_cases(session: Session, now: datetime, result: SweepResult, context: _Context) -> int:
+    due = session.execute(
+        select(*_CASE_COLUMNS).where(Case.next_event_at <= now).order_by(Case.next_event_at, Case.id)
         .limit(BATCH).with_for_update(skip_locked=True, of=Case)
-    ))
+    ).all()
+    if not due:
+        return 0
     days_off = holidays(session)
     thursday_off = current_app.config["THURSDAY_OFF"]
+    staff_events: list[tuple[Any, Event, frozenset[str]]] = []
+    applicant_events: list[tuple[Any, Event]] = []
+    bookkeeping: list[tuple[int, int, datetime | None, bool | None]] = []
+    lapsing: list[int] = []
     for case in due:
         result.cases += 1
-        start, version, seq, overdue = case.next_event_at, case.version, case.last_seq, case.overdue
+        start, overdue = case.next_event_at, case.overdue
         events = case_events(registry.get(case.kind), case, holidays=days_off, thursday_off=thursday_off)
+        lapses = False
         for event in events:
-            if start is not None and start <= event.at <= now:
-                overdue |= _case_event(session, case, event, now, result)
-                if case.last_seq != seq:  # the event moved the case on; the engine set what is next
-                    break
-        if case.last_seq == seq:
-            # Bookkeeping only: a Core UPDATE, so the case's version (what users' forms carry)
-            # does not move, and only if nobody changed the case meanwhile.
-            session.execute(
-                update(Case).where(Case.id == case.id, Case.version == version)
-                .values(next_event_at=next_after(events, now), overdue=overdue)
-                .execution_options(synchronize_session=False)
-            )
-            session.expire(case, ["next_event_at", "overdue"])
+            if not (start is not None and start <= event.at <= now):
+                continue
+            if event.kind in ("sla_half", "sla_due"):
+                staff_events.append((case, event, context.roles(case.kind, case.state)))
+            elif event.kind == "sla_escalate":
+                staff_events.append((case, event, frozenset({"director"})))
+                result.escalated += 1
+                overdue = True
+            elif event.kind in ("correction_7d", "correction_1d"):
+                applicant_events.append((case, event))
+            elif event.kind == "lapse":
+                lapses = True
+                break  # a transition: the engine sets what is next
+        if lapses:
+            lapsing.append(case.id)
+        else:
+            bookkeeping.append((case.id, case.version, next_after(events, now), overdue))
+
+    notes: list[Note] = []
+    if staff_events:
+        staff = context.staff(session)
+        members = staff.members(session, {c.organization_id for c, _e, _r in staff_events})
+        for case, event, roles in staff_events:
+            holders = staff.holding(roles, province_id=case.province_id, county_id=case.county_id)
+            notes.append(_case_note(case, event, [u for u in holders if (case.organization_id, u) not in members]))
+    if applicant_events:
+        applicants = outbox.applicants_of_many(session, {c.organization_id for c, _e in applicant_events})
+        notes += [_case_note(c, e, applicants.get(c.organization_id, ())) for c, e in applicant_events]
+    _write(session, notes, now, result)
+
+    # Bookkeeping only: a Core UPDATE, so the case's version (what users' forms carry)
+    # does not move, and only if nobody changed the case meanwhile.
+    _bookkeeping(session, Case.__table__, bookkeeping)
+    if lapsing:
+        # Each lapse is a real transition (authorised as the system, audited, applicants told).
+        for case in session.scalars(select(Case).where(Case.id.in_(lapsing)).order_by(Case.id)):
+            engine.fire(session, case, "lapse", None, now=now, comment=LAPSE_COMMENT)
+            result.lapsed += 1
     return len(due)
 
 
-def _permit_event(session: Session, permit: Permit, event: Event, now: datetime, result: SweepResult) -> None:
-    members = outbox.applicants_of(session, permit.organization_id)
-    key = f"permit:{permit.id}:{permit.valid_until.date().isoformat()}:{event.kind}"
-    payload = {"permit_number": permit.number, "valid_until": permit.valid_until.isoformat(), "event": event.kind}
-    if event.kind == "expire":
-        permits.fire(session, permit, "expire", None, now=now)
-        result.expired += 1
-    _notify(session, result, user_ids=members, kind=event.kind, key=key, now=now, payload=payload,
-            permit_id=permit.id)
+def _case_note(case: Any, event: Event, user_ids: Any) -> Note:
+    payload = {"case_id": case.id, "kind": case.kind, "state": case.state,
+               "due_at": case.due_at.isoformat() if case.due_at else None, "event": event.kind}
+    return Note(user_ids, event.kind, f"case:{case.id}:{case.last_seq}:{event.kind}", payload, case_id=case.id)
+
+
+# -- permits -------------------------------------------------------------------------------------
+_PERMIT_COLUMNS = (Permit.id, Permit.number, Permit.state, Permit.valid_until, Permit.version, Permit.organization_id,
+                   Permit.next_event_at)
 
 
 def _sweep_permits(session: Session, now: datetime, result: SweepResult) -> int:
-    due = list(session.scalars(
-        select(Permit).where(Permit.next_event_at <= now).order_by(Permit.next_event_at, Permit.id)
+    due = session.execute(
+        select(*_PERMIT_COLUMNS).where(Permit.next_event_at <= now).order_by(Permit.next_event_at, Permit.id)
         .limit(BATCH).with_for_update(skip_locked=True, of=Permit)
-    ))
+    ).all()
+    if not due:
+        return 0
+    reminders: list[tuple[Any, Event]] = []
+    bookkeeping: list[tuple[int, int, datetime | None, bool | None]] = []
+    expiring: list[int] = []
     for permit in due:
         result.permits += 1
+        found, cursor = _permit_walk(permit, permit.next_event_at, now)
+        if any(e.kind == "expire" for e in found):
+            expiring.append(permit.id)  # a transition: handled below on the ORM object
+            continue
+        reminders += [(permit, e) for e in found]
+        bookkeeping.append((permit.id, permit.version, cursor, None))
+
+    # Expiries: the whole walk again on the permit itself, firing `expire` when it comes, since
+    # the events after it depend on the state it leaves.
+    orm: list[Permit] = []
+    if expiring:
+        orm = list(session.scalars(select(Permit).where(Permit.id.in_(expiring)).order_by(Permit.id)))
+    members = outbox.applicants_of_many(session, [p.organization_id for p, _e in reminders]
+                                        + [p.organization_id for p in orm])
+    notes = [_permit_note(p, e, members.get(p.organization_id, ())) for p, e in reminders]
+    for permit in orm:
         cursor = permit.next_event_at
-        # Several events may be due at once (after an outage): handle them in order, each from
-        # the state the previous one left, so an expiry is followed by its end of grace.
         while cursor is not None and cursor <= now:
             pending = [e for e in permit_events(permit) if cursor <= e.at <= now]
             if not pending:
                 cursor = next_after(permit_events(permit), now)
                 break
-            _permit_event(session, permit, pending[0], now, result)
-            cursor = next_after(permit_events(permit), pending[0].at)
+            event = pending[0]
+            note = _permit_note(permit, event, members.get(permit.organization_id, ()))
+            if event.kind == "expire":
+                permits.fire(session, permit, "expire", None, now=now)
+                result.expired += 1
+            notes.append(note)
+            cursor = next_after(permit_events(permit), event.at)
         permit.next_event_at = cursor
+    _write(session, notes, now, result)
+    # Like the cases': bookkeeping does not move the version a director's form carries.
+    _bookkeeping(session, Permit.__table__, bookkeeping)
     return len(due)
+
+
+def _permit_walk(permit: Any, cursor: datetime | None, now: datetime) -> tuple[list[Event], datetime | None]:
+    """The permit's events due by `now` from `cursor` on, in order, and where it stops; as long
+    as none is a transition, the permit's state and validity stay and the events are fixed."""
+    events = permit_events(permit)
+    found: list[Event] = []
+    while cursor is not None and cursor <= now:
+        pending = [e for e in events if cursor <= e.at <= now]
+        if not pending:
+            return found, next_after(events, now)
+        found.append(pending[0])
+        if pending[0].kind == "expire":
+            return found, None
+        cursor = next_after(events, pending[0].at)
+    return found, cursor
+
+
+def _permit_note(permit: Any, event: Event, user_ids: Any) -> Note:
+    key = f"permit:{permit.id}:{permit.valid_until.date().isoformat()}:{event.kind}"
+    payload = {"permit_number": permit.number, "valid_until": permit.valid_until.isoformat(), "event": event.kind}
+    return Note(user_ids, event.kind, key, payload, permit_id=permit.id)
+
+
+def _bookkeeping(session: Session, table: Any, rows: list[tuple[int, int, datetime | None, bool | None]]) -> None:
+    """SET next_event_at (and overdue, for cases) WHERE id = ? AND version = ?, for many rows.
+
+    On PostgreSQL one UPDATE … FROM unnest(arrays) (one statement, whatever the number of rows);
+    elsewhere an executemany of the same UPDATE.
+    """
+    if not rows:
+        return
+    has_overdue = "overdue" in table.c
+    if session.get_bind().dialect.name == "postgresql":
+        ids, versions, nexts, overdue = (outbox.pg_array(c) for c in zip(*rows))
+        statement = _UNNEST_UPDATE_CASES if has_overdue else _UNNEST_UPDATE_PERMITS
+        session.execute(statement, {"ids": ids, "versions": versions, "nexts": nexts, "overdue": overdue})
+        return
+    values = {"next_event_at": bindparam("b_next")}
+    if has_overdue:
+        values["overdue"] = bindparam("b_overdue")
+    session.execute(
+        update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values(**values),
+        [{"b_id": i, "b_version": v, "b_next": n, "b_overdue": o} for i, v, n, o in rows],
+    )
+
+
+_UNNEST_UPDATE_CASES = text("""
+    UPDATE cases SET next_event_at = u.next_event_at, overdue = u.overdue
+    FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]), CAST(:nexts AS timestamptz[]),
+                CAST(:overdue AS boolean[])) AS u(id, version, next_event_at, overdue)
+    WHERE cases.id = u.id AND cases.version = u.version
+""")
+_UNNEST_UPDATE_PERMITS = text("""
+    UPDATE permits SET next_event_at = u.next_event_at
+    FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]), CAST(:nexts AS timestamptz[]))
+         AS u(id, version, next_event_at)
+    WHERE permits.id = u.id AND permits.version = u.version
+""")
+
+
+# -- outbox --------------------------------------------------------------------------------------
+def _write(session: Session, notes: list[Note], now: datetime, result: SweepResult) -> None:
+    ids = outbox.add_many(session, notes, now=now)
+    result.notifications += len(ids)
+    result.jobs += ids
 
 
 def _requeue(session: Session, now: datetime, result: SweepResult) -> int:
@@ -151,16 +294,49 @@ def _requeue(session: Session, now: datetime, result: SweepResult) -> int:
     if stale:
         session.execute(update(Notification).where(Notification.id.in_(stale)).values(enqueued_at=now)
                         .execution_options(synchronize_session=False))
-        for notification_id in stale:
-            enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
+        result.jobs += stale
     result.requeued += len(stale)
     return len(stale)
 
 
-def sweep_once(session: Session, now: datetime) -> tuple[SweepResult, bool]:
-    """One batch of each kind; returns (what it did, whether more may be due). Never commits."""
+def enqueue_deliveries(ids: list[int]) -> None:
+    """One delivery job per outbox row, pipelined a thousand at a time; call after the commit.
+
+    `Queue.enqueue_many` costs about half of one `enqueue` per job. If Redis is down the rows
+    stay undelivered in the outbox and a later sweep enqueues them again (`_requeue`).
+    """
+    from rq import Queue
+
+    from .notify import RETRY
+    from .queue import get_queue
+
+    if not ids:
+        return
+    queue = get_queue()
+    if queue is None:
+        log.info("no Redis configured; %d job(s) left in the outbox", len(ids))
+        return
+    try:
+        for start in range(0, len(ids), ENQUEUE_CHUNK):
+            # No MULTI/EXEC: each job's commands still go in order, and a job that did not make it
+            # is one whose row the sweep enqueues again.
+            with queue.connection.pipeline(transaction=False) as pipe:
+                queue.enqueue_many(
+                    [Queue.prepare_data(DELIVER, (i,), retry=RETRY, failure_ttl=FAILURE_TTL)
+                     for i in ids[start:start + ENQUEUE_CHUNK]],
+                    pipeline=pipe,
+                )
+                pipe.execute()
+    except redis.RedisError:
+        log.exception("enqueue failed; %d job(s) stay in the outbox", len(ids) - start)
+
+
+def sweep_once(session: Session, now: datetime, context: _Context | None = None) -> tuple[SweepResult, bool]:
+    """One batch of each kind; returns (what it did, whether more may be due). Never commits:
+    the caller commits, then enqueues `result.jobs` (`enqueue_deliveries`)."""
+    context = context or _Context()
     result = SweepResult()
-    more = _sweep_cases(session, now, result) == BATCH
+    more = _sweep_cases(session, now, result, context) == BATCH
     more |= _sweep_permits(session, now, result) == BATCH
     more |= _requeue(session, now, result) == BATCH * 4
     return result, more
@@ -173,12 +349,14 @@ def run(now: datetime | None = None) -> str:
     from .context import app_context
 
     total = SweepResult()
+    context = _Context()
     with app_context():
         now = now or utcnow()
         with db.new_session() as session:
             for _ in range(10_000):
-                result, more = sweep_once(session, now)
+                result, more = sweep_once(session, now, context)
                 session.commit()
+                enqueue_deliveries(result.jobs)
                 total.add(result)
                 if not more:
                     break
