@@ -290,6 +290,9 @@ def _requeue(session: Session, now: datetime, result: SweepResult) -> int:
         .where(Notification.delivered_at.is_(None), Notification.failed_at.is_(None),
                Notification.enqueued_at <= now - lease)
         .order_by(Notification.id).limit(BATCH * 4)
+        # A row being delivered is locked by its worker (for the whole SMTP exchange): skip it
+        # rather than wait, and a second sweep at the same moment takes other rows.
+        .with_for_update(skip_locked=True)
     ))
     if stale:
         session.execute(update(Notification).where(Notification.id.in_(stale)).values(enqueued_at=now)

@@ -664,10 +664,6 @@ def test_a_sweep_as_of_a_moment_enqueues_each_row_once(arranged: Arranged, procs
     assert "requeued 0" in out, out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobs/sweep.py _requeue selects stale rows without a lock and UPDATEs them, so it waits for "
-    "the row lock a delivery in progress holds (SMTP may take up to its 30 s timeout per step) while "
-    "the sweep's transaction keeps its due cases locked; SELECT … FOR UPDATE SKIP LOCKED fixes it"))
 def test_sweep_does_not_wait_for_a_delivery_in_progress(arranged: Arranged, sink: SmtpSink, procs: Procs) -> None:
     make_cases_due(arranged.dsn, arranged.cases[:1])
     sink.stall(1)
