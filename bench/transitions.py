@@ -8,8 +8,9 @@ What it does, on loopback only:
   1. creates its own PostgreSQL database (dropped at the end), migrates it like `init-db`;
   2. with the app's services: a Kerman office (intake officers, an expert, a director), an
      applicant and one complete permit application moved to `submitted` by the engine; then
-     N-1 more organisations and submitted cases (with their statute, membership and audit rows)
-     copied from it in SQL, so each case is as valid as the first and has its own NGO;
+     N-1 more organisations, each with its own applicant, and submitted cases (with their
+     statute and audit rows) copied from it in SQL, so each case is as valid as the first and
+     has its own NGO;
   3. serves `wsgi:app` with gunicorn and, for each client count, POSTs
      /api/v1/applications/<id>/transitions {"action": "accept", "version": v} on distinct
      submitted cases (each case once) for S seconds, timing every request;
@@ -59,13 +60,19 @@ from tests.support import PASSWORD, PDF, good_data  # noqa: E402
 
 TARGET_RATE = 500
 TARGET_RATIO = 0.8
-# Chosen on a 2-core machine with the client on the same cores, 16 clients, 5 s runs (trans/s):
-#   gthread -w 2 --threads 8: real 123, bare 590    gthread -w 4 --threads 4: real 159, bare 670
-#   gthread -w 3 --threads 4: real 168, bare 626    sync -w 4: real 140, bare 556    sync -w 3: 148 / 589
-# gthread keeps client connections alive (sync closes each one) and overlaps a thread's database
-# waits with another's Python; more processes than cores lets the GIL-bound app use both cores
-# while PostgreSQL waits on I/O. Differences between the gthread rows are near the noise.
-DEFAULT_WORKER_CLASS, DEFAULT_WORKERS, DEFAULT_THREADS = "gthread", 4, 4
+# Chosen on a 2-core machine with the client on the same cores, 16 clients, 4 s runs, after the
+# hot-path work (trans/s real / bare, and the server's CPU ms per transition real / bare), in the
+# quietest of several rounds (other work shared the cores; rounds differed by up to 30 %):
+#   gthread -w 4 --threads 4: 338 / 607 (3.8 / 1.6)   gthread -w 2 --threads 4: 419 / 659 (3.0 / 1.4)
+#   gthread -w 3 --threads 2: 418 / 668 (3.1 / 1.4)   gthread -w 4 --threads 2: 400 / 655 (3.3 / 1.4)
+#   gthread -w 8 --threads 1: 409 / 640 (3.2 / 1.5)   gthread -w 2 --threads 8: 397 / 662 (3.1 / 1.4)
+#   sync -w 4:                393 / 640 (3.3 / 1.4)
+# -w 4 --threads 4 (16 threads on 2 cores) spent the most server CPU per transition and trailed
+# in every round; the others were within noise of each other, -w 3 --threads 2 and -w 2
+# --threads 4 leading in each of the quieter rounds. gthread keeps client connections alive
+# (sync closes each one); more processes than cores lets one use a core while another waits on
+# PostgreSQL.
+DEFAULT_WORKER_CLASS, DEFAULT_WORKERS, DEFAULT_THREADS = "gthread", 3, 2
 INTAKE_OFFICERS = 16
 
 
@@ -128,22 +135,40 @@ def prepare(n_cases: int) -> Setup:
 
 
 def clone_cases(url: str, case_id: int, org_id: int, n: int) -> list[int]:
-    """n more NGOs, each with a submitted copy of the template case; returns the new case ids."""
+    """n more NGOs, each with its own applicant and a submitted copy of the template case.
+
+    Returns the new case ids. Each NGO gets its own member, as in life: one user belonging to
+    every organisation would skew the statistics of `memberships` so far that PostgreSQL plans
+    a sequential scan of it for every principal query (a few ms of database CPU per request).
+    """
     if n <= 0:
         return []
     with psycopg.connect(libpq_dsn(url)) as conn:
         org_base = conn.execute("SELECT max(id) FROM organizations").fetchone()[0]
         case_base = conn.execute("SELECT max(id) FROM cases").fetchone()[0]
-        p = {"org": org_id, "case": case_id, "n": n, "ob": org_base, "cb": case_base}
+        user_base = conn.execute("SELECT max(id) FROM users").fetchone()[0]
+        member = conn.execute("SELECT min(user_id) FROM memberships WHERE organization_id = %s",
+                              (org_id,)).fetchone()[0]
+        p = {"org": org_id, "case": case_id, "n": n, "ob": org_base, "cb": case_base, "ub": user_base,
+             "member": member}
         # name_key(name + " " + g) == name_key(name) + g: the key drops spaces (checked in workflow.text)
         conn.execute("""
             INSERT INTO organizations (id, name, name_key, province_id, county_id, created_at)
             SELECT %(ob)s + g, o.name || ' ' || g, o.name_key || g, o.province_id, o.county_id, o.created_at
             FROM organizations o, generate_series(1, %(n)s) g WHERE o.id = %(org)s""", p)
         conn.execute("""
+            INSERT INTO users (id, email, name, password_hash, province_id, county_id, is_active, locale,
+                               created_at)
+            SELECT %(ub)s + g, 'member' || g || '-' || u.email, u.name || ' ' || g, u.password_hash,
+                   u.province_id, u.county_id, u.is_active, u.locale, u.created_at
+            FROM users u, generate_series(1, %(n)s) g WHERE u.id = %(member)s""", p)
+        conn.execute("""
+            INSERT INTO user_roles (user_id, role)
+            SELECT %(ub)s + g, r.role FROM user_roles r, generate_series(1, %(n)s) g
+            WHERE r.user_id = %(member)s""", p)
+        conn.execute("""
             INSERT INTO memberships (user_id, organization_id)
-            SELECT m.user_id, %(ob)s + g FROM memberships m, generate_series(1, %(n)s) g
-            WHERE m.organization_id = %(org)s""", p)
+            SELECT %(ub)s + g, %(ob)s + g FROM generate_series(1, %(n)s) g""", p)
         conn.execute("""
             INSERT INTO cases (id, kind, state, version, organization_id, province_id, county_id, data,
                                created_by_id, created_at, updated_at, state_entered_at, submitted_at, due_at,
@@ -164,7 +189,7 @@ def clone_cases(url: str, case_id: int, org_id: int, n: int) -> list[int]:
                 (case_id, seq, at, actor_id, role, action, from_state, to_state, comment)
             SELECT %(cb)s + g, seq, at, actor_id, role, action, from_state, to_state, comment
             FROM audit_entries a, generate_series(1, %(n)s) g WHERE a.case_id = %(case)s""", p)
-        for table in ("organizations", "cases"):
+        for table in ("organizations", "cases", "users"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                          f"(SELECT max(id) FROM {table}))")
         conn.commit()
