@@ -67,7 +67,7 @@ import redis  # noqa: E402
 
 from bench.smtp_sink import SmtpSink  # noqa: E402
 from bench.sweep_data import Loaded, load  # noqa: E402
-from tests.live_server import PG_ADMIN, PG_URL, create_database, drop_database, libpq_dsn  # noqa: E402
+from tests.live_server import PG_ADMIN, PG_URL, create_database, drop_database, libpq_dsn, migrate  # noqa: E402
 
 try:
     from redis.utils import HIREDIS_AVAILABLE as HIREDIS
@@ -181,24 +181,6 @@ class Delivery:
 
 
 # -- database ------------------------------------------------------------------------------------
-def migrate(url: str) -> None:
-    """Schema at head, provinces and counties, holidays: as `flask init-db` and conftest's _migrate."""
-    from workflow import create_app, db
-    from workflow.cli import load_reference_data
-    from workflow.config import TestConfig
-    from workflow.holidays import load_data_file
-    from workflow.migrate import upgrade
-
-    app = create_app(TestConfig(DATABASE_URL=url, REDIS_URL=""))
-    with app.app_context():
-        upgrade(app)
-        with db.new_session() as session:
-            load_reference_data(session)
-            load_data_file(session)
-            session.commit()
-    app.extensions["db_engine"].dispose()
-
-
 def make_app(url: str, redis_url: str) -> Any:
     """The app as a worker or the cron job builds it from the environment, pointed at the bench."""
     from workflow import create_app

@@ -22,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from tests.live_server import migrate as _migrate
 from workflow import create_app, db
 from workflow.config import TestConfig
 
@@ -70,21 +71,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _worker_index() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     return int(re.sub(r"\D", "", worker) or 0)
-
-
-def _migrate(url: str) -> None:
-    from workflow.cli import load_reference_data
-    from workflow.holidays import load_data_file
-    from workflow.migrate import upgrade
-
-    app = create_app(TestConfig(DATABASE_URL=url, REDIS_URL=""))
-    with app.app_context():
-        upgrade(app)
-        with db.new_session() as session:
-            load_reference_data(session)
-            load_data_file(session)
-            session.commit()
-    app.extensions["db_engine"].dispose()
 
 
 @dataclass

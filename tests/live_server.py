@@ -54,18 +54,14 @@ def libpq_dsn(url: str) -> str:
 
 
 def migrate(url: str) -> None:
-    """Schema at head plus reference data, as conftest's `_migrate` and `flask init-db` do."""
-    from workflow import create_app, db
-    from workflow.cli import load_reference_data
+    """A database prepared as `flask init-db` prepares one (schema, reference data, holidays)."""
+    from workflow import create_app
+    from workflow.cli import prepare_database
     from workflow.config import TestConfig
-    from workflow.migrate import upgrade
 
     app = create_app(TestConfig(DATABASE_URL=url, REDIS_URL=""))
     with app.app_context():
-        upgrade(app)
-        with db.new_session() as session:
-            load_reference_data(session)
-            session.commit()
+        prepare_database(app)
     app.extensions["db_engine"].dispose()
 
 

@@ -49,19 +49,25 @@ def load_reference_data(session) -> int:  # type: ignore[no-untyped-def]
     return added
 
 
-@click.command("init-db")
-@with_appcontext
-def init_db() -> None:
-    """Migrate to the newest schema and load the reference data; safe to run again."""
+def prepare_database(app: Flask) -> tuple[int, int]:
+    """Migrate to head and load reference data and holidays; returns (reference rows, holidays)
+    added. `init-db`, the tests and the benches all prepare a database this one way."""
+    from .holidays import load_data_file
     from .migrate import upgrade
 
-    upgrade(current_app._get_current_object())  # type: ignore[attr-defined]
-    from .holidays import load_data_file
-
+    upgrade(app)
     with db.new_session() as session:
         added = load_reference_data(session)
         days = load_data_file(session)
         session.commit()
+    return added, days
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Migrate to the newest schema and load the reference data; safe to run again."""
+    added, days = prepare_database(current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo(f"database at head; {added} reference rows added; {days} holidays added")
 
 
