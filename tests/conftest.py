@@ -29,6 +29,9 @@ from workflow.config import TestConfig
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
 REDIS_HOST = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/{db}")
+# First Redis db of this run's test processes; a second run at the same time on the same
+# server (another checkout) sets it apart so the two never flush each other's db.
+REDIS_DB_BASE = int(os.environ.get("TEST_REDIS_DB_BASE", "1"))
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 REFERENCE_TABLES = {"provinces", "counties", "holidays", "alembic_version"}
@@ -114,7 +117,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 def redis_url() -> str | None:
     if REDIS_PROBLEM:
         return None
-    url = REDIS_HOST.format(db=1 + _worker_index())
+    url = REDIS_HOST.format(db=REDIS_DB_BASE + _worker_index())
     return url
 
 

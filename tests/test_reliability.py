@@ -49,7 +49,7 @@ EXPECTED = N_CASES * PER_CASE + N_EXPIRED * PER_EXPIRED + N_ENDING * PER_ENDING
 SWEEP_WRITES = EXPECTED - N_CASES * APPLICANTS
 
 
-# Redis dbs no other test uses (conftest takes 1 + the xdist worker's index, bench/ 15). The
+# Redis dbs no other test uses (conftest takes TEST_REDIS_DB_BASE, default 1, + the xdist worker's index; bench/ 15). The
 # tests flush theirs, so a run claims one (a key in db 0) and a second run at the same time takes
 # the next. Jobs go to a queue of this run's own, so no other worker on the db ever runs them.
 REDIS_DBS = [int(n) for n in os.environ.get("TEST_RELIABILITY_REDIS_DBS", "13,14").split(",")]
