@@ -60,8 +60,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import (  # noqa: F401 (permits_api: routes on api.bp)
-        admin, api, auth, cases, notifications, permits_api, portal, public, queues,
+    from .views import (  # noqa: F401 (permits_api, grants_api: routes on api.bp)
+        admin, api, auth, cases, grants_api, notifications, permits_api, portal, public, queues,
     )
     from .extensions import csrf
 

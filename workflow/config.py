@@ -52,6 +52,8 @@ class Config:
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_BYTES + 512 * 1024
         self.API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", 256 * 1024))
         self.PERMIT_VALIDITY_YEARS = int(os.environ.get("PERMIT_VALIDITY_YEARS", 3))
+        # Days an NGO has to file the spending report of a released grant tranche.
+        self.GRANT_REPORT_DAYS = int(os.environ.get("GRANT_REPORT_DAYS", 60))
         self.THURSDAY_OFF = os.environ.get("THURSDAY_OFF", "1") not in ("0", "false", "no")
         self.TOKEN_HOURS = int(os.environ.get("TOKEN_HOURS", 12))
         # An outbox row enqueued this long ago and still undelivered is enqueued again.

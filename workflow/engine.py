@@ -118,7 +118,9 @@ def allowed_actions(session: Session, case: Case, user: User) -> list[str]:
     names: list[str] = []
     for rule in process.rules:
         if rule.source == case.state and rule.action not in names:
-            if _may_use(session, process, case, user, rule):
+            if _may_use(session, process, case, user, rule) and (
+                rule.available is None or rule.available(session, case)
+            ):
                 names.append(rule.action)
     return names
 
@@ -172,6 +174,13 @@ def fire(
         raise Invalid(_("A comment is required."), {"comment": _("A comment is required.")})
     if len(text) > MAX_COMMENT:
         raise Invalid(_("The comment is too long."), {"comment": _("The comment is too long.")})
+    if rule.available is not None and not rule.available(session, case):
+        raise Conflict(_("This action is not possible in the case's current state."))
+    details: dict[str, Any] | None = None
+    if rule.values is not None:
+        details, errors = rule.values(session, case, values or {})
+        if errors:
+            raise Invalid(_("Some fields need attention."), errors)
     if rule.validate is not None:
         errors = rule.validate(session, case)
         if errors:
@@ -199,7 +208,7 @@ def fire(
             case.recommended_by_id = actor.id
         case.last_seq += 1
         process.fire(
-            case, action, session=session, actor=actor, now=now, comment=text, values=values or {}
+            case, action, session=session, actor=actor, now=now, comment=text, values=details or {}
         )
         # The case row goes first: its `WHERE version = ?` decides a race, so a loser blocks on
         # the row and fails there, not on the audit table's unique key.
@@ -208,6 +217,7 @@ def fire(
         entry = _write_entry(
             session, case_id=case.id, seq=case.last_seq, at=now, actor_id=actor.id if actor else None,
             role=role, action=action, from_state=from_state, to_state=case.state, comment=text or None,
+            details=details or None,
         )
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:

@@ -8,6 +8,9 @@ STATES = {
     "under_review": _l("Under review"), "inquiry": _l("Inquiry sent"),
     "awaiting_decision": _l("Awaiting decision"), "approved": _l("Approved"),
     "rejected": _l("Rejected"), "withdrawn": _l("Withdrawn"),
+    "finance_review": _l("Finance review"), "closed": _l("Closed"),
+    "pending": _l("Not yet paid"), "released": _l("Paid, report due"), "reported": _l("Report filed"),
+    "returned": _l("Report returned"), "accepted": _l("Report accepted"),
     "active": _l("Active"), "suspended": _l("Suspended"), "expired": _l("Expired"), "revoked": _l("Revoked"),
 }
 ACTIONS = {
@@ -19,6 +22,9 @@ ACTIONS = {
     "issue": _l("Permit issued"), "suspend": _l("Suspend"), "reinstate": _l("Reinstate"),
     "revoke": _l("Revoke"), "expire": _l("Expired"), "renew": _l("Renewed"),
     "lapse": _l("Lapsed: correction deadline passed"),
+    "propose_amount": _l("Propose the amount"), "release_tranche": _l("Release a tranche"),
+    "submit_report": _l("File the spending report"), "accept_report": _l("Accept the spending report"),
+    "return_report": _l("Return the spending report"), "close": _l("Close the grant"),
 }
 # What the comment box asks for, where the action needs one.
 COMMENT_PROMPTS = {
@@ -30,18 +36,26 @@ COMMENT_PROMPTS = {
     "send_back": _l("What should be reviewed again?"),
     "suspend": _l("The reason for suspension"),
     "revoke": _l("The reason for revocation"),
+    "recommend_approval": _l("Why approve? (the expert's opinion)"),
+    "return_report": _l("What must be corrected in the report?"),
 }
 ROLES = {
     "applicant": _l("Applicant"), "intake": _l("Intake clerk"), "expert": _l("Expert"),
     "director": _l("Director"), "finance": _l("Finance"), "auditor": _l("Auditor"), "admin": _l("Administrator"),
     "system": _l("System"),
 }
-KINDS = {"permit_issuance": _l("Activity permit"), "permit_renewal": _l("Permit renewal")}
+KINDS = {"permit_issuance": _l("Activity permit"), "permit_renewal": _l("Permit renewal"),
+         "grant_request": _l("Grant request")}
 FIELD_LABELS = {
     "name": _l("Organisation name"), "field": _l("Field of activity"), "county": _l("County"),
     "address": _l("Address"), "founders": _l("Founders"), "statute": _l("Statute (PDF)"),
     "comment": _l("Comment"), "version": _l("Version"), "action": _l("Action"),
     "permit_number": _l("Permit number"), "activity_report": _l("Report of activities"),
+    "programme_id": _l("Programme"), "title": _l("Title"), "summary": _l("Summary"),
+    "requested_rials": _l("Amount requested"), "budget_lines": _l("Budget lines"),
+    "permit": _l("Activity permit"), "reports": _l("Spending reports"), "score": _l("Score"),
+    "amount_rials": _l("Amount"), "tranches": _l("Tranches"), "tranche": _l("Tranche"),
+    "lines": _l("Spending lines"), "receipts": _l("Receipts"),
 }
 
 

@@ -15,6 +15,9 @@ from typing import Any
 from transitions import Machine
 
 Validator = Callable[..., dict[str, str]]
+# (session, case, raw values) → (clean values, field errors); may raise Conflict when the values
+# name something not possible now (a tranche already paid, say).
+ValuesCheck = Callable[..., tuple[dict[str, Any], dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,12 @@ class Rule:
     decides: bool = False
     # Checks on the case before the transition; returns field → message (empty when fine).
     validate: Validator | None = None
+    # What the action carries besides a comment (a score, an amount, a tranche number); the
+    # clean values go to the effects and into the audit entry.
+    values: ValuesCheck | None = None
+    # (session, case) → whether the action makes sense now, beyond the state: a rule that keeps
+    # the case in its state (a tranche's payment) is offered only when there is one to pay.
+    available: Callable[..., bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class Process:
     # (session, new case) → raises a WorkflowError if the case may not be opened; runs after
     # the draft is flushed (so it has an id) and inside the creating transaction.
     on_open: Callable[..., None] | None = None
+    # Whether an organisation may have only one open application of this kind at a time; grant
+    # requests to different programmes run side by side and their on_open decides.
+    one_open_per_organization: bool = True
     machine: Machine = field(init=False)
 
     def __post_init__(self) -> None:

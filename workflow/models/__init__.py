@@ -1,6 +1,7 @@
 """All models, imported here so Alembic and the app see one complete metadata."""
 from .audit import AuditEntry
 from .cases import Case, Document, IdempotencyKey
+from .grants import Grant, Programme, Tranche
 from .holidays import Holiday
 from .notifications import Notification
 from .organizations import Organization
@@ -10,7 +11,7 @@ from .types import utcnow
 from .users import ROLES, STAFF_ROLES, ApiToken, Membership, User, UserRole
 
 __all__ = [
-    "ApiToken", "AuditEntry", "Case", "County", "Document", "Holiday", "IdempotencyKey", "Membership",
+    "ApiToken", "AuditEntry", "Case", "County", "Document", "Grant", "Programme", "Tranche", "Holiday", "IdempotencyKey", "Membership",
     "Notification", "Organization", "Permit", "PermitEvent", "Province", "ROLES", "STAFF_ROLES", "User",
     "UserRole", "utcnow",
 ]

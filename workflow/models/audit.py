@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base
-from .types import UTCDateTime, utcnow
+from .types import JSONType, UTCDateTime, utcnow
 from .users import User
 
 
@@ -26,6 +27,9 @@ class AuditEntry(Base):
     from_state: Mapped[str | None] = mapped_column(String(40))
     to_state: Mapped[str] = mapped_column(String(40))
     comment: Mapped[str | None] = mapped_column(Text)
+    # What the action carried besides the comment: a score, a proposed amount and tranches,
+    # the tranche a payment or report concerns. Auditors read the figures the decision rested on.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     actor: Mapped[User | None] = relationship(lazy="joined")
     # Declared so the unit of work writes the case (and its version check) before the entry.

@@ -78,6 +78,8 @@ class Document(Base):
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # A replaced statute stays for the history; only the current one counts for submission.
     superseded: Mapped[bool] = mapped_column(default=False)
+    # A receipt belongs to the spending report of one tranche of a grant.
+    tranche_id: Mapped[int | None] = mapped_column(ForeignKey("tranches.id"), index=True)
 
     case: Mapped[Case] = relationship(back_populates="documents")
 

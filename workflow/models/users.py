@@ -34,6 +34,8 @@ class User(UserMixin, Base):
     county_id: Mapped[int | None] = mapped_column(ForeignKey("counties.id"))
     is_active_flag: Mapped[bool] = mapped_column("is_active", Boolean, default=True)
     locale: Mapped[str | None] = mapped_column(String(5))
+    # How amounts are shown to this user: people speak tomans, the books are in rials.
+    money_unit: Mapped[str] = mapped_column(String(6), default="toman", server_default="toman")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     province: Mapped[Province | None] = relationship()

@@ -46,12 +46,12 @@ def create(
     if org is None:
         raise NotFound(_("No such organisation."))
     process = registry.get(kind)
-    open_case = session.scalar(
+    open_case = process.one_open_per_organization and session.scalar(
         select(Case.id).where(
             Case.organization_id == org.id, Case.kind == kind, Case.state.not_in(process.terminal)
         )
     )
-    if open_case is not None:
+    if open_case:
         raise Conflict(_("This organisation already has an open application of this kind."))
     now = utcnow()
     case = Case(

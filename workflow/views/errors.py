@@ -21,6 +21,10 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
          422: "invalid", 429: "too_many_requests"}
 
 
+# API routes that take files: their limit is the upload's, not the JSON body's.
+UPLOAD_ENDPOINTS = frozenset({"api.upload_document", "api.tranche_report"})
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -46,7 +50,7 @@ def register(app: Flask) -> None:
         """NUL never belongs in text, and PostgreSQL refuses it deep inside a query: stop it here."""
         # The API's JSON bodies are small; only its upload route takes files. Set the limit
         # before anything reads the body, or the stream is already open without it.
-        if wants_json() and request.endpoint != "api.upload_document":
+        if wants_json() and request.endpoint not in UPLOAD_ENDPOINTS:
             request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
         if "\x00" in request.full_path or any(_has_nul(v) for v in request.form.values()):
             abort(400)

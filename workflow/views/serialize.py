@@ -32,7 +32,14 @@ def case_json(session: Session, case: Case, user: User) -> dict[str, Any]:
         "updated_at": iso(case.updated_at),
         "due_at": iso(case.due_at),
         "permit_number": case.permit.number if case.permit else None,
+        **({"grant": _grant_json(session, case)} if case.kind == "grant_request" else {}),
     }
+
+
+def _grant_json(session: Session, case: Case) -> dict[str, Any]:
+    from ..services.grants import grant_json
+
+    return grant_json(session, case)
 
 
 def entry_json(entry: AuditEntry) -> dict[str, Any]:
