@@ -120,12 +120,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Arranged, G
 
 
 def race(port: int, case_id: int, bodies: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, Any]]:
-    """POST each (token, body) from its own thread, all released at once; (status, json) per thread."""
-    results: list[tuple[int, Any] | None] = [None] * len(bodies)
-    barrier = threading.Barrier(len(bodies))
+    """POST each (token, body) to the case's transitions from its own thread, all at once."""
     path = f"/api/v1/applications/{case_id}/transitions"
+    return race_requests(port, [(path, token, body) for token, body in bodies])
 
-    def run(i: int, token: str, body: dict[str, Any]) -> None:
+
+def race_requests(port: int, requests: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[int, Any]]:
+    """POST each (path, token, body) from its own thread, all released at once; (status, json) each."""
+    results: list[tuple[int, Any] | None] = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def run(i: int, path: str, token: str, body: dict[str, Any]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         payload = json.dumps(body).encode()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -144,7 +149,7 @@ def race(port: int, case_id: int, bodies: list[tuple[str, dict[str, Any]]]) -> l
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=run, args=(i, t, b)) for i, (t, b) in enumerate(bodies)]
+    threads = [threading.Thread(target=run, args=(i, *request)) for i, request in enumerate(requests)]
     for t in threads:
         t.start()
     for t in threads:
