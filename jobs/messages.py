@@ -31,6 +31,7 @@ def _date(value: str | None, locale: str) -> str:
 def _subject(kind: str, p: dict[str, Any], locale: str) -> str:
     case = _digits(p.get("case_id", ""), locale)
     permit = _digits(p.get("permit_number", ""), locale)
+    tranche = _digits(p.get("tranche", ""), locale)
     subjects = {
         "sla_half": _("Case %(n)s: half of its time has passed", n=case),
         "sla_due": _("Case %(n)s is due today", n=case),
@@ -42,6 +43,9 @@ def _subject(kind: str, p: dict[str, Any], locale: str) -> str:
         "permit_7d": _("Permit %(n)s ends in 7 days", n=permit),
         "expire": _("Permit %(n)s has expired", n=permit),
         "grace_end": _("Renewal of permit %(n)s has closed", n=permit),
+        "report_7d": _("Grant %(n)s: the spending report of tranche %(t)s is due in 7 days", n=case, t=tranche),
+        "report_due": _("Grant %(n)s: the spending report of tranche %(t)s is due today", n=case, t=tranche),
+        "report_overdue": _("Grant %(n)s: the spending report of tranche %(t)s is overdue", n=case, t=tranche),
     }
     if kind in subjects:
         return subjects[kind]

@@ -33,6 +33,8 @@ from workflow.models import Case, Notification, Permit, utcnow
 from workflow.services import outbox, permits
 from workflow.services.outbox import Note
 
+from . import grant_reports
+
 log = logging.getLogger(__name__)
 BATCH = 2000
 DELIVER = "jobs.notify.deliver"
@@ -46,6 +48,7 @@ LAPSE_COMMENT = "مهلت اصلاح به پایان رسید؛ درخواست �
 class SweepResult:
     cases: int = 0
     permits: int = 0
+    reports: int = 0  # tranches whose report reminder was due
     notifications: int = 0
     escalated: int = 0
     lapsed: int = 0
@@ -275,6 +278,14 @@ _UNNEST_UPDATE_PERMITS = text("""
 """)
 
 
+# -- grants' spending reports --------------------------------------------------------------------
+def _sweep_reports(session: Session, now: datetime, result: SweepResult, context: _Context) -> int:
+    notes, looked_at = grant_reports.sweep_reports(session, now, lambda: context.staff(session))
+    result.reports += looked_at
+    _write(session, notes, now, result)
+    return looked_at
+
+
 # -- outbox --------------------------------------------------------------------------------------
 def _write(session: Session, notes: list[Note], now: datetime, result: SweepResult) -> None:
     ids = outbox.add_many(session, notes, now=now)
@@ -341,6 +352,7 @@ def sweep_once(session: Session, now: datetime, context: _Context | None = None)
     result = SweepResult()
     more = _sweep_cases(session, now, result, context) == BATCH
     more |= _sweep_permits(session, now, result) == BATCH
+    more |= _sweep_reports(session, now, result, context) == grant_reports.BATCH
     more |= _requeue(session, now, result) == BATCH * 4
     return result, more
 

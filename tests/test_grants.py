@@ -407,3 +407,49 @@ def test_money_parsing_and_display() -> None:
     assert shown_amount(12345, "toman", True) == "۱٬۲۳۴٫۵"
     assert shown_amount(1_000_000_000, "toman", False) == "100,000,000"
     assert shown_amount(1_000_000_000, "rial", True) == "۱٬۰۰۰٬۰۰۰٬۰۰۰"
+
+
+def test_report_reminders_and_overdue_through_the_sweep(app: Any, api: Api, funded: dict[str, Any], session: Any) -> None:
+    from tests.test_sweep import kinds, sweep
+
+    cid = open_request(api, funded["programme"]["id"])["id"]
+    to_decision(api, cid)
+    api.advance(cid, ("approve", "director"))
+    assert api.post(f"/api/v1/grants/{cid}/tranches/1/release", "finance").status_code == 200
+    session.expire_all()
+    item = session.scalar(select(Tranche).where(Tranche.case_id == cid, Tranche.n == 1))
+    due = item.report_due_at
+    assert due - item.released_at == timedelta(days=app.config["GRANT_REPORT_DAYS"])
+    assert item.next_event_at == due - timedelta(days=7)
+
+    sweep(app, due - timedelta(days=8))
+    assert kinds(session, case_id=cid) == []
+    sweep(app, due - timedelta(days=7))
+    # org1's members with the applicant role (member_intake is one too)
+    assert kinds(session, case_id=cid) == [("report_7d", "member_intake"), ("report_7d", "ngo"), ("report_7d", "ngo_b")]
+    sweep(app, due - timedelta(days=7))  # nothing twice
+    sweep(app, due + timedelta(hours=1))
+    assert [k for k in kinds(session, case_id=cid) if k[0] == "report_due"] == [
+        ("report_due", "member_intake"), ("report_due", "ngo"), ("report_due", "ngo_b")]
+    sweep(app, due + timedelta(days=1))
+    assert [k for k in kinds(session, case_id=cid) if k[0] == "report_overdue"] == [
+        ("report_overdue", "finance"), ("report_overdue", "member_intake"), ("report_overdue", "ngo"),
+        ("report_overdue", "ngo_b")]
+    session.expire_all()
+    assert session.get(Tranche, item.id).next_event_at is None
+    total = len(kinds(session, case_id=cid))
+    sweep(app, due + timedelta(days=2))
+    assert len(kinds(session, case_id=cid)) == total
+
+    # Filed (here, before the real due date), returned: the deadline stands (at least two weeks
+    # from the return) and its reminders are scheduled again.
+    lines = [{"item": "حق‌التدریس", "budgeted_rials": 500_000_000, "spent_rials": 500_000_000}]
+    assert report(api, cid, 1, lines).status_code == 200
+    session.expire_all()
+    assert session.get(Tranche, item.id).next_event_at is None
+    assert api.post(f"/api/v1/grants/{cid}/tranches/1/report/return", "finance",
+                    {"comment": "رسیدها مهر ندارند"}).status_code == 200
+    session.expire_all()
+    returned = session.get(Tranche, item.id)
+    assert returned.state == "returned" and returned.report_due_at == due
+    assert returned.next_event_at == due - timedelta(days=7)

@@ -396,15 +396,15 @@ def report_days() -> int:
     return int(current_app.config["GRANT_REPORT_DAYS"])
 
 
-def report_events(item: Tranche) -> list[tuple[datetime, str]]:
-    """Reminders of an unfiled report: 7 days before it is due, on the day, and once overdue."""
-    if item.state not in OPEN_TRANCHE or item.report_due_at is None:
+def report_events(state: str, due: datetime | None) -> list[tuple[datetime, str]]:
+    """Reminders of an unfiled report: 7 days before it is due, on the day, and a day late."""
+    if state not in OPEN_TRANCHE or due is None:
         return []
-    return [(item.report_due_at + offset, kind) for kind, offset in REPORT_REMINDERS]
+    return [(due + offset, kind) for kind, offset in REPORT_REMINDERS]
 
 
 def next_report_event(item: Tranche, now: datetime) -> datetime | None:
-    return next((at for at, _kind in report_events(item) if at > now), None)
+    return next((at for at, _kind in report_events(item.state, item.report_due_at) if at > now), None)
 
 
 def release(event: Any) -> None:
