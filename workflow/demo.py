@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import engine
+from .calendar import jalali_year, to_tehran
 from .models import User, utcnow
 from .services import accounts, applications
 
@@ -94,6 +95,7 @@ def seed(session: Session) -> list[tuple[str, str]]:
                 session, email=f"{role}.{code}@demo.ir", password=DEMO_PASSWORD,
                 name=f"{_ROLE_FA[role]} {province.name_fa}", roles=[role], province=province,
             )
+        holders: list[tuple[User, Any]] = []
         for i, (name, county_name, field) in enumerate(ngos):
             county = accounts.find_county(session, province, county_name)
             org = accounts.create_organization(session, name=name, province=province, county=county)
@@ -101,8 +103,56 @@ def seed(session: Session) -> list[tuple[str, str]]:
                 session, email=f"ngo{i + 1}.{code}@demo.ir", password=DEMO_PASSWORD,
                 name=f"نماینده {name}", roles=["applicant"], organizations=[org],
             )
-            _case_in_state(session, rng, member, org, county_name, field, staff, _DEMO_STATES[i % len(_DEMO_STATES)])
+            target = _DEMO_STATES[i % len(_DEMO_STATES)]
+            _case_in_state(session, rng, member, org, county_name, field, staff, target)
+            if target == "approved":
+                holders.append((member, org))
+        _grants(session, province, staff, holders)
     return _describe(session)
+
+
+# One open programme per province, from the seeds: Kerman's facilitation offices were set up
+# with a credit of 2 billion tomans; Qazvin's budget is the demo's own figure.
+_PROGRAMMES = {
+    "kerman": ("تسهیل‌گری محله‌های حاشیه‌نشین", 20_000_000_000, 1_500_000_000,
+               ["charity", "children", "women", "social_harms", "family_counselling"]),
+    "qazvin": ("حمایت از بهبودیافتگان و اشتغال", 8_000_000_000, 800_000_000,
+               ["addiction_recovery", "employment", "culture"]),
+}
+
+
+def _grants(session: Session, province: Any, staff: dict[str, User], holders: list[tuple[User, Any]]) -> None:
+    """The province's programme, and a grant request from each NGO holding a permit: in Kerman
+    awarded in two tranches with the first paid (its report due), in Qazvin at finance review."""
+    from .services import grants
+
+    name, budget, largest, fields = _PROGRAMMES[province.name_en.lower()]
+    today = to_tehran(utcnow()).date()
+    programme = grants.create_programme(session, staff["finance"], {
+        "name": name, "province": province.id, "fiscal_year": jalali_year(today), "budget_rials": budget,
+        "max_award_rials": largest, "opens_on": (today - timedelta(days=20)).isoformat(),
+        "closes_on": (today + timedelta(days=60)).isoformat(), "fields": fields,
+    })
+    for member, org in holders:
+        amount = largest * 2 // 3
+        case, _ = applications.create(session, member, kind="grant_request", organization_id=org.id, data={
+            "programme_id": programme.id, "title": "کلاس‌های مهارت‌آموزی در محله",
+            "summary": "آموزش مهارت‌های شغلی به ۳۰ نفر از ساکنان محله در شش ماه.",
+            "requested_rials": amount,
+            "budget_lines": [{"item": "حق‌التدریس مربیان", "rials": amount * 3 // 5},
+                             {"item": "مواد و ابزار آموزشی", "rials": amount - amount * 3 // 5}],
+        })
+        engine.fire(session, case, "submit", member)
+        engine.fire(session, case, "accept", staff["intake"])
+        engine.fire(session, case, "recommend_approval", staff["expert"], comment="برنامه دقیق و هزینه‌ها معقول است.",
+                    values={"score": 84})
+        if province.name_en != "Kerman":
+            continue
+        first = amount // 2
+        engine.fire(session, case, "propose_amount", staff["finance"],
+                    values={"amount_rials": amount, "tranches": [first, amount - first]})
+        engine.fire(session, case, "approve", staff["director"])
+        engine.fire(session, case, "release_tranche", staff["finance"], values={"tranche": 1})
 
 
 _ROLE_FA = {"intake": "کارشناس پذیرش", "expert": "کارشناس بررسی", "director": "مدیرکل",
