@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from workflow.models import AuditEntry, Case, Organization, Permit, Province, User
+from workflow.models import AuditEntry, Case, Organization, Permit, Programme, Province, Tranche, User
 
 
 def test_init_db_is_repeatable(app, session):
@@ -42,9 +42,16 @@ def test_demo_seed(app, session):
     runner = app.test_cli_runner()
     r = runner.invoke(args=["demo", "seed"])
     assert r.exit_code == 0, r.output
-    states = dict(session.execute(select(Case.state, func.count()).group_by(Case.state)).all())
+    states = dict(session.execute(select(Case.state, func.count()).where(Case.kind == "permit_issuance")
+                                  .group_by(Case.state)).all())
     assert {"draft", "submitted", "needs_correction", "under_review", "awaiting_decision", "approved"} <= set(states)
     assert session.scalar(select(func.count(Permit.id))) == states["approved"]
+    grants = dict(session.execute(select(Case.state, func.count()).where(Case.kind == "grant_request")
+                                  .group_by(Case.state)).all())
+    assert grants == {"approved": 1, "finance_review": 1}
+    assert session.scalar(select(func.count(Programme.id))) == 2
+    assert session.execute(select(Tranche.n, Tranche.state).order_by(Tranche.n)).all() == [(1, "released"), (2, "pending")]
+    states["grants"] = sum(grants.values())
     assert session.scalar(select(func.count(AuditEntry.id))) > 10
     again = runner.invoke(args=["demo", "seed"])
     assert again.exit_code == 0
