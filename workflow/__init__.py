@@ -61,7 +61,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .views import (  # noqa: F401 (permits_api, grants_api: routes on api.bp)
-        admin, api, auth, cases, grants_api, notifications, permits_api, portal, public, queues,
+        admin, api, auth, cases, grants_api, notifications, permits_api, portal, programmes, public, queues,
     )
     from .extensions import csrf
 
@@ -73,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(programmes.bp)
     # The API authenticates every call with a bearer token, not a cookie, so CSRF cannot apply.
     csrf.exempt(api.bp)
 

@@ -9,10 +9,15 @@ from typing import Any
 
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from . import calendar
+from .money import UNITS, shown_amount
 from .text import format_number, persian_digits
+
+# The unit's name after an amount: "۱۲٬۵۰۰ تومان", "12,500 tomans".
+UNIT_NAMES = {"toman": _l("tomans"), "rial": _l("rials")}
 
 
 def select_locale() -> str:
@@ -50,10 +55,38 @@ def number(value: int) -> str:
     return format_number(int(value), persian=lang() == "fa")
 
 
+def money_unit() -> str:
+    """The signed-in user's unit for amounts; tomans for everyone else (what people speak)."""
+    unit = getattr(current_user, "money_unit", None) if has_request_context() and current_user else None
+    return unit if unit in UNITS else "toman"
+
+
+def unit_name(unit: str | None = None) -> str:
+    return str(UNIT_NAMES[unit or money_unit()])
+
+
+def amount_text(rials: int | None, unit: str | None = None) -> str:
+    """An amount as the user types it in their unit, without the unit's name (form inputs)."""
+    return shown_amount(rials, unit or money_unit(), persian=lang() == "fa")
+
+
+def money(rials: int | None, unit: str | None = None) -> str:
+    """Whole rials shown in the user's unit with the unit's name; nothing for no amount.
+
+    The books are in rials; a reader in Iran thinks in tomans, so that is the default, and a
+    user who works from rial statements can switch (users.money_unit).
+    """
+    if rials is None:
+        return ""
+    unit = unit or money_unit()
+    return f"{amount_text(rials, unit)} {unit_name(unit)}"
+
+
 def init_app(app: Flask) -> None:
     from . import labels
 
-    app.jinja_env.filters.update(jdate=jdate, jdatetime=jdatetime, digits=digits, number=number)
+    app.jinja_env.filters.update(jdate=jdate, jdatetime=jdatetime, digits=digits, number=number, money=money,
+                                 amount=amount_text)
     app.jinja_env.globals.update(
         labels_state=lambda k: labels.label(labels.STATES, k),
         labels_action=lambda k: labels.label(labels.ACTIONS, k),
@@ -63,6 +96,8 @@ def init_app(app: Flask) -> None:
         comment_prompt=lambda k: labels.label(labels.COMMENT_PROMPTS, k),
         comment_required=_comment_required,
         field_name=_field_name,
+        money_unit=money_unit,
+        unit_name=unit_name,
     )
 
     @app.context_processor

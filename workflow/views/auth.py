@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and the language switch."""
+"""Sign-in, sign-out, the language switch and the unit amounts are shown in."""
 from __future__ import annotations
 
 from urllib.parse import urlparse
@@ -7,9 +7,10 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from forms.auth import LoginForm
+from forms.auth import LoginForm, MoneyUnitForm
 
 from .. import db
+from ..money import UNITS
 from ..services import accounts
 
 bp = Blueprint("auth", __name__)
@@ -73,4 +74,18 @@ def logout():  # type: ignore[no-untyped-def]
 def set_language(code: str):  # type: ignore[no-untyped-def]
     if code in ("fa", "en"):
         session["lang"] = code
+    return redirect(_safe_next(request.args.get("next")) or url_for("auth.index"))
+
+
+@bp.post("/settings/money-unit")
+@login_required
+def set_money_unit():  # type: ignore[no-untyped-def]
+    """Show amounts in tomans or rials from now on; kept in the user's row, so on every device."""
+    form = MoneyUnitForm()
+    if not form.validate_on_submit() or form.unit.data not in UNITS:
+        flash(_("The form has expired; please try again."), "error")
+    else:
+        session_ = db.session()
+        current_user.money_unit = form.unit.data
+        session_.commit()
     return redirect(_safe_next(request.args.get("next")) or url_for("auth.index"))
