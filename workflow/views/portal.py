@@ -7,17 +7,21 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from forms.applications import ApplicationForm, NewApplicationForm, NewRenewalForm, RenewalForm
+from forms.grants import GrantRequestForm
 
-from .. import db, engine
+from .. import db, engine, labels
 from ..errors import Invalid, WorkflowError
 from ..i18n import lang
-from ..models import Case, Organization, Permit, utcnow
-from ..states import permit_renewal
+from ..i18n import amount_text, money_unit, unit_name
+from ..models import Case, Organization, Permit, Programme, utcnow
+from ..money import parse_amount
+from ..states import grant_request, permit_renewal
 from ..reference_data import FIELDS
 from ..text import persian_digits
 from ..services import applications
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
+PERMIT_KINDS = ("permit_issuance", permit_renewal.KIND)
 
 
 @bp.before_request
@@ -36,7 +40,9 @@ def dashboard():  # type: ignore[no-untyped-def]
     ).all()
     permits = session.scalars(select(Permit).where(Permit.organization_id.in_(org_ids))).all()
     # Where an application is open or a permit is live, the next step is not a new application.
-    open_by_org = {c.organization_id for c in cases if c.state not in ("approved", "rejected", "withdrawn")}
+    # Grant requests say nothing about whether an organisation needs a permit: only permit cases count.
+    open_by_org = {c.organization_id for c in cases if c.kind in PERMIT_KINDS
+                   and c.state not in ("approved", "rejected", "withdrawn")}
     open_by_org |= {p.organization_id for p in permits if p.state in ("active", "suspended")}
     now = utcnow()
     renewal = {
@@ -107,6 +113,119 @@ def _edit_renewal(case: Case):  # type: ignore[no-untyped-def]
                            permit=permit_renewal.permit_of(session, case))
 
 
+# Where the grant form shows a service's message: its own fields by key; anything else (the
+# eligibility reasons: permit, programme_id, field, reports) is listed above the form.
+GRANT_FIELDS = {"title", "summary", "requested_rials", "budget_lines"}
+
+
+def _grant_form_data(form: GrantRequestForm, case: Case) -> tuple[dict[str, object], dict[str, str]]:
+    """The request's data with amounts read in the user's unit, and the amounts it could not read.
+
+    An amount that is not one is sent to the service as "x" so the draft is refused as a whole;
+    the message under it is this page's, which names the unit the user typed in.
+    """
+    unit, local = money_unit(), {}
+
+    def amount(text: str | None, key: str) -> object:
+        if not text:
+            return ""
+        rials = parse_amount(text, unit)
+        if not rials:
+            local[key] = _("Enter an amount greater than zero in %(unit)s, such as 12,500.", unit=unit_name())
+            return "x"
+        return rials
+
+    data = {
+        "programme_id": (case.data or {}).get("programme_id"),
+        "title": form.title.data or "",
+        "summary": form.summary.data or "",
+        "requested_rials": amount(form.requested.data, "requested_rials"),
+        "budget_lines": [
+            {"item": entry.form.item.data or "", "rials": amount(entry.form.amount.data, f"budget_lines.{i}.rials")}
+            for i, entry in enumerate(form.budget_lines.entries)
+        ],
+    }
+    for i, entry in enumerate(form.budget_lines.entries):
+        if entry.form.item.data and not entry.form.amount.data:
+            local[f"budget_lines.{i}.rials"] = _("Enter the amount in %(unit)s.", unit=unit_name())
+    return data, local
+
+
+def _grant_errors(fields: dict[str, str], message: str) -> tuple[dict[str, str], list[str]]:
+    """(messages by form key, messages listed above the form with their subject's name)."""
+    by_key: dict[str, str] = {}
+    extra: list[str] = []
+    for key, text in fields.items():
+        if key.split(".")[0] in GRANT_FIELDS:
+            by_key[key] = text
+        else:
+            extra.append(f"{labels.label(labels.FIELD_LABELS, key)}: {text}")
+    if not fields:
+        extra.append(message)
+    return by_key, extra
+
+
+def _edit_grant(case: Case):  # type: ignore[no-untyped-def]
+    """The grant request's form: title, summary, amount and budget lines, in the user's unit."""
+    session = db.session()
+    form = GrantRequestForm()
+    programme = session.get(Programme, (case.data or {}).get("programme_id") or 0)
+    errors: dict[str, str] = {}
+    extra: list[str] = []
+    status = 200
+
+    def page():  # type: ignore[no-untyped-def]
+        form.version.data = str(case.version)
+        unit = unit_name()
+        form.requested.label.text = _("Amount requested (%(unit)s)", unit=unit)
+        return render_template("portal/grant_form.html", form=form, case=case, programme=programme,
+                               errors=errors, extra=extra, unit=unit), status
+
+    if request.method == "GET":
+        data = case.data or {}
+        shown = persian_digits if lang() == "fa" else str
+        form.title.data = shown(data.get("title", ""))
+        form.summary.data = shown(data.get("summary", ""))
+        form.requested.data = amount_text(data.get("requested_rials")) if data.get("requested_rials") else ""
+        lines = data.get("budget_lines", [])
+        while len(form.budget_lines.entries) < max(3, len(lines) + 1):
+            form.budget_lines.append_entry()
+        for entry, line in zip(form.budget_lines.entries, lines):
+            entry.form.item.data = shown(line.get("item", ""))
+            entry.form.amount.data = amount_text(line.get("rials")) if line.get("rials") else ""
+        return page()
+    if not form.validate_on_submit():
+        flash(_("The form has expired; please try again."), "error")
+        return page()
+    data, local = _grant_form_data(form, case)
+    try:
+        applications.update_data(session, current_user, case, data, int(form.version.data or -1))
+        session.commit()
+    except WorkflowError as exc:
+        session.rollback()
+        errors, extra = _grant_errors({**exc.fields, **local} if isinstance(exc, Invalid) else {}, exc.message)
+        status = 422 if isinstance(exc, Invalid) else exc.status
+        return page()
+    except ValueError:
+        flash(_("The form has expired; please try again."), "error")
+        return page()
+    if "submit" not in request.form:
+        flash(_("Draft saved."), "success")
+        return redirect(url_for("portal.edit_application", case_id=case.id))
+    try:
+        engine.fire(session, case, "submit" if case.state == "draft" else "resubmit", current_user,
+                    version=case.version)
+        session.commit()
+    except WorkflowError as exc:
+        session.rollback()
+        flash(_("Your changes are saved, but the request cannot be submitted yet."), "error")
+        errors, extra = _grant_errors(exc.fields, exc.message)
+        status = 422 if isinstance(exc, Invalid) else exc.status
+        return page()
+    flash(_("Your request has been submitted."), "success")
+    return redirect(url_for("cases.show", case_id=case.id))
+
+
 @bp.post("/applications/new")
 def new_application():  # type: ignore[no-untyped-def]
     form = NewApplicationForm()
@@ -144,6 +263,8 @@ def edit_application(case_id: int):  # type: ignore[no-untyped-def]
         return redirect(url_for("cases.show", case_id=case.id))
     if case.kind == permit_renewal.KIND:
         return _edit_renewal(case)
+    if case.kind == grant_request.KIND:
+        return _edit_grant(case)
     form = ApplicationForm()
     form.field.choices, form.county.choices = _choices(case)
     extra: list[str] = []
