@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support import PDF, Web, hidden_fields
-from tests.test_grants import PNG, TO_FINANCE, create_programme, funded, open_request, to_decision  # noqa: F401
+from tests.test_grants import PNG, TO_FINANCE, create_programme, funded, open_request, report, to_decision  # noqa: F401
 from workflow.models import Case, Grant, Programme, Tranche, User
 
 FORM_ACTIONS = re.compile(r'<form[^>]*action="([^"]+)"')
@@ -356,6 +356,54 @@ def test_tranche_panel_gives_each_role_its_forms(api: Any, web: Web, funded: dic
     assert f'action="{url}/tranches/2/release"' in html
     assert re.search(r'class="money refunded">۵٬۰۰۰٬۰۰۰ تومان', html)
     assert fin.client.post(f"{url}/tranches/1/bogus", data={}).status_code in (400, 404)
+
+    # The last report accepted: finance may close the grant, with the case's own button.
+    assert api.post(f"/api/v1/grants/{cid}/tranches/2/release", "finance").status_code == 200
+    lines = [{"item": "حق‌التدریس", "budgeted_rials": 400_000_000, "spent_rials": 400_000_000}]
+    assert report(api, cid, 2, lines).status_code == 200
+    assert "/transition/close" not in fin.page(url)[1]
+    post_form(fin, url, f"{url}/tranches/2/accept")
+    assert state(session, cid) == ("approved", ["accepted", "accepted"])
+    r = post_form(fin, url, f"{url}/transition/close")
+    assert r.status_code == 302 and state(session, cid)[0] == "closed"
+    html = fin.page(url)[1]
+    assert "/tranches/" not in html.replace(f"{url}/receipts/", "")  # nothing left to do
+
+
+def test_junk_in_the_grant_forms_is_never_a_500(api: Any, web: Web, funded: dict[str, Any]) -> None:  # noqa: F811
+    cid = approved_grant(api, funded)
+    url = f"/cases/{cid}"
+    fin = Web(web.client.application.test_client(), web.world)
+    fin.login("finance")
+    token = fin.csrf(fin.page(url)[1])
+    for path in ("/programmes/99999999999999999999", "/cases/99999999999999999999",
+                 f"{url}/tranches/99999999999999999999/release", f"{url}/receipts/99999999999999999999"):
+        r = fin.client.get(path) if "release" not in path else fin.client.post(path, data={"csrf_token": token})
+        assert r.status_code == 404, path
+    junk = ["", "abc", "-1", "۱۲۳۴۵۶۷۸۹۰۱۲۳۴۵۶۷۸۹۰۱۲۳", "1.5", "9" * 40, "\u202e12"]
+    for value in junk:
+        for path, data in (
+            (f"{url}/tranches/1/release", {"release1-version": value, "release1-comment": value}),
+            (f"{url}/tranches/1/accept", {"accept1-version": value}),
+            (f"{url}/tranches/7/return", {"return7-version": "1", "return7-comment": value}),
+            (f"{url}/transition/propose_amount", {"propose_amount-version": value, "propose_amount-amount": value,
+                                                  "propose_amount-tranches-0": value}),
+            ("/programmes/new", {"name": value, "province": value, "fiscal_year": value, "budget": value,
+                                 "max_award": value, "opens_on": value, "closes_on": value, "fields": value}),
+        ):
+            r = fin.client.post(path, data={"csrf_token": token, **{k: v for k, v in data.items()}})
+            assert r.status_code < 500, (path, value, r.status_code)
+    web.login("ngo")
+    token = web.csrf(web.page(url)[1])
+    api.post(f"/api/v1/grants/{cid}/tranches/1/release", "finance")
+    for value in junk:
+        r = web.client.post(f"{url}/tranches/1/report", content_type="multipart/form-data", data={
+            "csrf_token": token, "report-version": value, "report-lines-0-item": value,
+            "report-lines-0-budgeted": value, "report-lines-0-spent": value,
+            "report-receipts": [(BytesIO(value.encode()), "x.png")]})
+        assert r.status_code < 500, (value, r.status_code)
+        r = web.client.post(f"/settings/money-unit?next={value}", data={"csrf_token": token, "unit": value})
+        assert r.status_code < 500
 
 
 def test_the_unit_switch_changes_how_amounts_show_and_are_read(web: Web, funded: dict[str, Any],  # noqa: F811

@@ -28,6 +28,8 @@ from ..services import applications
 from ..services import grants as grant_service
 from ..states import grant_request
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns
+
 bp = Blueprint("grants", __name__, url_prefix="/programmes")
 
 # Fiscal years a programme may be for: the service's range.
@@ -38,6 +40,13 @@ YEARS = (1390, 1499)
 @login_required
 def _signed_in() -> None:
     return None
+
+
+@bp.url_value_preprocessor
+def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """An id past PostgreSQL's integer is no row of ours: 404 here, not a database error later."""
+    if any(isinstance(v, int) and v > MAX_ID for v in (values or {}).values()):
+        abort(404)
 
 
 def visible_provinces(session: Any, user: User) -> set[int] | None:
@@ -136,7 +145,9 @@ def new():  # type: ignore[no-untyped-def]
         local: dict[str, str] = {}
         raw = {
             "name": form.name.data or "",
-            "province": int(form.province.data) if (form.province.data or "").isdigit() else None,
+            # Only a province offered on the form; anything else is "choose a province".
+            "province": int(form.province.data) if form.province.data in dict(form.province.choices) and
+            form.province.data else None,
             "fiscal_year": form.fiscal_year.data or "",
             "budget_rials": read_amount(form.budget.data, local, "budget_rials"),
             "max_award_rials": read_amount(form.max_award.data, local, "max_award_rials"),
