@@ -24,6 +24,9 @@ def register(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(serve)
     app.cli.add_command(jobs_cli)
+    from .audit_cli import audit_cli
+
+    app.cli.add_command(audit_cli)
 
 
 def load_reference_data(session) -> int:  # type: ignore[no-untyped-def]

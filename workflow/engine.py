@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import registry
+from .audit_chain import entry_hash, snapshot_text, store_snapshot
 from .calendar import add_working_days
 from .deadlines import next_after, state_events
 from .holidays import holidays
@@ -190,6 +191,8 @@ def fire(
     from_state = case.state
     version_read = case.version
     try:
+        # What the actor saw, frozen before anything changes; its hash goes into the entry.
+        snapshot_hash = store_snapshot(session, snapshot_text(case))
         # Read before the case is touched: a query now would autoflush the half-changed case
         # and move its version twice in one transition.
         days_off = holidays(session) if rule.dest in process.deadlines else frozenset()
@@ -207,6 +210,12 @@ def fire(
         if rule.recommends and actor is not None:
             case.recommended_by_id = actor.id
         case.last_seq += 1
+        link = {"case_id": case.id, "seq": case.last_seq, "at": now, "actor_id": actor.id if actor else None,
+                "role": role, "action": action, "from_state": from_state, "to_state": rule.dest,
+                "comment": text or None, "details": details or None, "snapshot_hash": snapshot_hash}
+        # Chained before the effects run: one that flushes the case writes its new head with it.
+        link_hash = entry_hash(case.head_hash, **link)
+        prev_hash, case.head_hash = case.head_hash, link_hash
         process.fire(
             case, action, session=session, actor=actor, now=now, comment=text, values=details or {}
         )
@@ -214,11 +223,8 @@ def fire(
         # the row and fails there, not on the audit table's unique key.
         if case.version == version_read:  # no effect flushed the case: write it here
             _write_case(session, case)
-        entry = _write_entry(
-            session, case_id=case.id, seq=case.last_seq, at=now, actor_id=actor.id if actor else None,
-            role=role, action=action, from_state=from_state, to_state=case.state, comment=text or None,
-            details=details or None,
-        )
+        assert case.state == rule.dest, (case.state, rule.dest)
+        entry = _write_entry(session, **link, prev_hash=prev_hash, hash=link_hash)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc

@@ -1,5 +1,5 @@
 """All models, imported here so Alembic and the app see one complete metadata."""
-from .audit import AuditEntry
+from .audit import AuditEntry, Snapshot
 from .cases import Case, Document, IdempotencyKey
 from .grants import Grant, Programme, Tranche
 from .holidays import Holiday
@@ -12,6 +12,6 @@ from .users import ROLES, STAFF_ROLES, ApiToken, Membership, User, UserRole
 
 __all__ = [
     "ApiToken", "AuditEntry", "Case", "County", "Document", "Grant", "Programme", "Tranche", "Holiday", "IdempotencyKey", "Membership",
-    "Notification", "Organization", "Permit", "PermitEvent", "Province", "ROLES", "STAFF_ROLES", "User",
+    "Notification", "Organization", "Permit", "PermitEvent", "Province", "ROLES", "STAFF_ROLES", "Snapshot", "User",
     "UserRole", "utcnow",
 ]

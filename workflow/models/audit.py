@@ -30,7 +30,26 @@ class AuditEntry(Base):
     # What the action carried besides the comment: a score, a proposed amount and tranches,
     # the tranche a payment or report concerns. Auditors read the figures the decision rested on.
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The hash chain (workflow/audit_chain.py): what the actor saw, the entry before, this one.
+    snapshot_hash: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     actor: Mapped[User | None] = relationship(lazy="joined")
     # Declared so the unit of work writes the case (and its version check) before the entry.
     case: Mapped["Case"] = relationship()  # noqa: F821
+
+
+class Snapshot(Base):
+    """What an actor saw when they acted: the case's data and documents, frozen.
+
+    Keyed by the SHA-256 of its canonical text, which the audit entry records; many entries
+    that saw the same thing share one row. Kept as the exact text that was hashed, so an
+    auditor can check it without trusting any re-encoding.
+    """
+
+    __tablename__ = "snapshots"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -49,6 +49,8 @@ class Case(Base):
     next_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set by escalation one working day after the SLA; cleared when the case moves on.
     overdue: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # The hash of the newest audit entry: deleting the last entries would otherwise go unseen.
+    head_hash: Mapped[str | None] = mapped_column(String(64))
 
     organization: Mapped[Organization] = relationship(lazy="joined")
     documents: Mapped[list["Document"]] = relationship(

@@ -41,6 +41,8 @@ class Permit(Base):
     open_renewal_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     # The next reminder, expiry or end of grace the sweep must handle.
     next_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The hash of the newest permit event (the permit's own chain).
+    head_hash: Mapped[str | None] = mapped_column(String(64))
 
     case: Mapped[Case] = relationship(back_populates="permit", foreign_keys=[case_id])
     organization: Mapped[Organization] = relationship(lazy="joined")
@@ -68,6 +70,8 @@ class PermitEvent(Base):
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The renewal case behind a `renew` event.
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     actor: Mapped[User | None] = relationship(lazy="joined")
     # Declared so a flush writes the permit (and its version check) before its event.

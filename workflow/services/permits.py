@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..audit_chain import seal_event
 from ..deadlines import next_after, permit_events
 from ..engine import in_jurisdiction, is_member
 from ..errors import Conflict, Forbidden, Invalid, NotFound
@@ -88,6 +89,7 @@ def fire(
             actor_id=actor.id if actor else None, role=role, action=action, from_state=from_state,
             to_state=permit.state, reason=text or None, valid_until=permit.valid_until, case_id=case_id,
         )
+        seal_event(permit, event)
         session.add(event)
         session.flush()
     except (StaleDataError, IntegrityError) as exc:

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..audit_chain import seal_event
 from ..calendar import add_jalali_years, jalali_year
 from ..deadlines import next_after, permit_events
 from ..errors import Conflict
@@ -169,11 +170,13 @@ def issue_permit(event: Any) -> None:
     # The sequence id makes the number unique without a counter row every approval would lock.
     permit.number = f"{jalali_year(now)}-{case.province_id:02d}-{permit.id:06d}"
     actor = event.kwargs.get("actor")
-    session.add(PermitEvent(
+    event = PermitEvent(
         permit=permit, permit_id=permit.id, seq=1, at=now, actor_id=actor.id if actor else None,
         role="director", action="issue", from_state=None, to_state="active", valid_until=valid_until,
         case_id=case.id,
-    ))
+    )
+    seal_event(permit, event)
+    session.add(event)
     name = (case.data or {}).get("name")
     if name:
         case.organization.name = name

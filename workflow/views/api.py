@@ -189,3 +189,22 @@ def permit(number: str):  # type: ignore[no-untyped-def]
     if found is None:
         raise NotFound(_("No permit with this number."))
     return jsonify(permit_json(found))
+
+
+@bp.get("/audit/verify")
+def audit_verify():  # type: ignore[no-untyped-def]
+    """What `flask audit verify` says, for auditors: every chain, or one case's (?case=ID)."""
+    from ..audit_chain import verify
+
+    if not g.api_user.has_role("auditor", "admin"):
+        return json_error(403, _("Only auditors and administrators verify the history."))
+    case_text = request.args.get("case", "").strip()
+    if case_text and not case_text.isdigit():
+        raise Invalid(_("case must be a case number."), {"case": _("A whole number.")})
+    report = verify(db.session().connection(), case_id=int(case_text) if case_text else None)
+    broken = report.broken
+    return jsonify(
+        ok=report.ok, checked=report.checked, chains=report.chains,
+        broken=None if broken is None else {"subject": broken.subject, "id": broken.id, "seq": broken.seq,
+                                            "reason": broken.reason},
+    )
