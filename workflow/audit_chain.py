@@ -120,50 +120,74 @@ class Report:
         return self.broken is None
 
 
+# {at}/{until}: the time columns, as stored (SQLite: converted in Python) or, on PostgreSQL,
+# already in the canonical text, which spares a datetime per row.
 _ENTRY_QUERY = """
-    SELECT case_id, seq, at, actor_id, role, action, from_state, to_state, comment, details, snapshot_hash,
+    SELECT case_id, seq, {at}, actor_id, role, action, from_state, to_state, comment, details, snapshot_hash,
            prev_hash, hash
     FROM audit_entries {where} ORDER BY case_id, seq
 """
 _CASE_QUERY = "SELECT id, head_hash, last_seq FROM cases {where} ORDER BY id"
 _EVENT_QUERY = """
-    SELECT permit_id, seq, at, actor_id, role, action, from_state, to_state, reason, valid_until, case_id,
+    SELECT permit_id, seq, {at}, actor_id, role, action, from_state, to_state, reason, {until}, case_id,
            prev_hash, hash
     FROM permit_events {where} ORDER BY permit_id, seq
 """
 _PERMIT_QUERY = "SELECT id, head_hash, last_seq FROM permits {where} ORDER BY id"
+_PG_MOMENT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
 
 
 def verify(connection: Any, *, case_id: int | None = None, collect_heads: bool = False,
            batch: int = 20_000) -> Report:
     """Recompute every chain (or one case's) and stop at the first break.
 
-    `connection` is a SQLAlchemy Connection; rows are streamed, so memory stays flat whatever
-    the number of entries. Heads are collected for `digest`.
+    `connection` is a SQLAlchemy Connection; rows are streamed (a server-side cursor on
+    PostgreSQL), so memory stays flat whatever the number of entries. Heads are collected for
+    `digest`.
     """
-    from sqlalchemy import text
-
     report = Report()
-    params = {"id": case_id} if case_id is not None else {}
-    subjects = [("case", _CASE_QUERY, _ENTRY_QUERY, "WHERE id = :id", "WHERE case_id = :id", _entry_values)]
+    postgres = connection.dialect.name == "postgresql"
+    subjects = [("case", _CASE_QUERY, _ENTRY_QUERY, "id", "case_id")]
     if case_id is None:
-        subjects.append(("permit", _PERMIT_QUERY, _EVENT_QUERY, "", "", _event_values))
-    for subject, head_sql, link_sql, head_where, link_where, values_of in subjects:
-        link_query = text(link_sql.format(where=link_where if case_id is not None else ""))
-        if connection.dialect.name == "sqlite":
-            # SQLite hands back text for times and JSON; psycopg already gives Python values, and
-            # skipping the type layer there is a good part of verify's speed.
-            link_query = link_query.columns(at=UTCDateTime(), details=JSONType, valid_until=UTCDateTime())
-        heads = connection.execution_options(stream_results=True, yield_per=batch).execute(
-            text(head_sql.format(where=head_where if case_id is not None else "")), params)
-        links = connection.execution_options(stream_results=True, yield_per=batch).execute(link_query, params)
-        broken = _walk(subject, heads, links, values_of, report, collect_heads)
-        heads.close()
-        links.close()
+        subjects.append(("permit", _PERMIT_QUERY, _EVENT_QUERY, "id", "permit_id"))
+    for subject, head_sql, link_sql, head_key, link_key in subjects:
+        moments = {"at": _PG_MOMENT.format("at"), "until": _PG_MOMENT.format("valid_until")} if postgres else \
+            {"at": "at", "until": "valid_until"}
+        head_query = head_sql.format(where=f"WHERE {head_key} = {{id}}" if case_id is not None else "")
+        link_query = link_sql.format(where=f"WHERE {link_key} = {{id}}" if case_id is not None else "", **moments)
+        heads = _stream(connection, head_query, case_id, batch, f"verify_heads_{subject}", typed=False)
+        links = _stream(connection, link_query, case_id, batch, f"verify_links_{subject}", typed=True)
+        values_of = (_pg_values if postgres else _entry_values if subject == "case" else _event_values)
+        try:
+            broken = _walk(subject, heads, links, values_of, report, collect_heads)
+        finally:
+            heads.close()
+            links.close()
         if broken is not None:
             report.broken = broken
             break
     return report
+
+
+def _stream(connection: Any, sql: str, case_id: int | None, batch: int, name: str, typed: bool) -> Any:
+    """An iterator of plain tuples. On PostgreSQL a named (server-side) psycopg cursor read
+    `batch` rows at a time: SQLAlchemy's result rows cost more than the hashing itself."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SELECT 1")  # make sure the transaction the cursor needs is open
+        cursor = connection.connection.driver_connection.cursor(name=name)
+        cursor.itersize = batch
+        cursor.execute(sql.format(id="%(id)s"), {"id": case_id})
+        return cursor
+    from sqlalchemy import text
+
+    query = text(sql.format(id=":id"))
+    if typed:  # SQLite hands back text for times and JSON
+        query = query.columns(at=UTCDateTime(), details=JSONType, valid_until=UTCDateTime())
+    return connection.execute(query, {"id": case_id})
+
+
+def _pg_values(row: Any) -> list[Any]:
+    return list(row[:11])
 
 
 def _entry_values(row: Any) -> list[Any]:
