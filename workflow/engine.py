@@ -210,20 +210,21 @@ def fire(
         if rule.recommends and actor is not None:
             case.recommended_by_id = actor.id
         case.last_seq += 1
+        # Effects may add to what the entry records (the hash of a letter they issued, say).
+        recorded = dict(details or {})
+        process.fire(case, action, session=session, actor=actor, now=now, comment=text, values=recorded)
         link = {"case_id": case.id, "seq": case.last_seq, "at": now, "actor_id": actor.id if actor else None,
-                "role": role, "action": action, "from_state": from_state, "to_state": rule.dest,
-                "comment": text or None, "details": details or None, "snapshot_hash": snapshot_hash}
-        # Chained before the effects run: one that flushes the case writes its new head with it.
-        link_hash = entry_hash(case.head_hash, **link)
-        prev_hash, case.head_hash = case.head_hash, link_hash
-        process.fire(
-            case, action, session=session, actor=actor, now=now, comment=text, values=details or {}
-        )
+                "role": role, "action": action, "from_state": from_state, "to_state": case.state,
+                "comment": text or None, "details": recorded or None, "snapshot_hash": snapshot_hash}
+        prev_hash = case.head_hash
+        link_hash = entry_hash(prev_hash, **link)
         # The case row goes first: its `WHERE version = ?` decides a race, so a loser blocks on
         # the row and fails there, not on the audit table's unique key.
-        if case.version == version_read:  # no effect flushed the case: write it here
+        if case.version == version_read:  # no effect flushed the case: write it here, head and all
+            case.head_hash = link_hash
             _write_case(session, case)
-        assert case.state == rule.dest, (case.state, rule.dest)
+        else:  # an effect flushed it (a permit needed its id): only the head is left to write
+            _write_head(session, case, link_hash)
         entry = _write_entry(session, **link, prev_hash=prev_hash, hash=link_hash)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
@@ -286,6 +287,15 @@ def _write_case(session: Session, case: Case) -> None:
         # empty unit of work for the case. `_commit_all` is that post-flush step of
         # SQLAlchemy's (pinned in setup.cfg); a pending relationship change keeps the mark.
         state._commit_all(state.dict, session.identity_map)
+
+
+def _write_head(session: Session, case: Case, head: str) -> None:
+    """The new chain head of a case an effect already wrote, without moving its version again
+    (the effect's flush made this transition's one version step)."""
+    table = Case.__table__
+    session.connection().execute(
+        table.update().where(table.c.id == case.id, table.c.version == case.version).values(head_hash=head))
+    set_committed_value(case, "head_hash", head)
 
 
 @functools.cache
