@@ -22,11 +22,12 @@ run: install translations
 	$(FLASK) demo seed
 	$(FLASK) serve
 
-# Browser tests drive Debian's Chromium (never a downloaded browser); Noto gives it Persian glyphs.
+# Browser tests drive Debian's Chromium (never a downloaded browser); Noto gives it Persian glyphs;
+# poppler-utils turns the letters and certificates into pictures and text the tests check.
 chromium:
-	@dpkg -s chromium fonts-noto-core >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium and fonts-noto-core for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core >/dev/null; }
+	@dpkg -s chromium fonts-noto-core poppler-utils >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium, fonts-noto-core and poppler-utils for the browser and PDF tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core poppler-utils >/dev/null; }
 
 test: install translations chromium
 	$(PY) -m pytest -n 2 --dist loadfile

@@ -23,6 +23,7 @@ from ..calendar import to_tehran
 from ..errors import Conflict, Invalid
 from ..models import Case, Document, Grant, Permit, Programme, Tranche, utcnow
 from ..money import parse_amount
+from .. import letters
 from ..process import Deadline, Process, Rule
 from ..text import normalize, normalize_line
 
@@ -492,7 +493,8 @@ PROCESS = Process(
     terminal=TERMINAL,
     deadlines=DEADLINES,
     effects={
-        "recommend_approval": (score,), "propose_amount": (propose,), "approve": (award,),
+        "recommend_approval": (score,), "propose_amount": (propose,), "approve": (award, letters.issue),
+        "reject": (letters.issue,),
         "release_tranche": (release,), "submit_report": (file_report,), "accept_report": (accept_report,),
         "return_report": (return_report,),
     },

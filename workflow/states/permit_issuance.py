@@ -17,6 +17,7 @@ from ..calendar import add_jalali_years, jalali_year
 from ..deadlines import next_after, permit_events
 from ..errors import Conflict
 from ..models import Case, County, Organization, Permit, PermitEvent
+from .. import letters
 from ..process import Deadline, Process, Rule
 from .common import TERMINAL, review_rules
 from ..reference_data import FIELD_CODES
@@ -206,7 +207,7 @@ PROCESS = Process(
     rules=RULES,
     terminal=TERMINAL,
     deadlines=DEADLINES,
-    effects={"approve": (issue_permit,)},
+    effects={"approve": (issue_permit, letters.issue), "reject": (letters.issue,)},
     notify_applicants=frozenset({"accept", "return_for_correction", "approve", "reject", "lapse"}),
     clean_data=clean_data,
     title=TITLE,

@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from ..calendar import add_jalali_years
 from ..errors import Conflict, Invalid
 from ..models import Case, Permit, utcnow
+from .. import letters
 from ..process import Deadline, Process
 from ..text import ascii_digits, normalize
 from .common import REVIEW_STATES, TERMINAL, review_rules
@@ -142,7 +143,8 @@ PROCESS = Process(
     rules=review_rules(_complete),
     terminal=TERMINAL,
     deadlines=DEADLINES,
-    effects={"approve": (renew_permit,), "reject": (_release,), "withdraw": (_release,), "lapse": (_release,)},
+    effects={"approve": (renew_permit, letters.issue), "reject": (_release, letters.issue), "withdraw": (_release,),
+             "lapse": (_release,)},
     notify_applicants=frozenset({"accept", "return_for_correction", "approve", "reject", "lapse"}),
     clean_data=clean_data,
     title=_l("Permit renewal"),
