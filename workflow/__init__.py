@@ -79,9 +79,11 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    from . import read_only
     from .views import errors
 
     errors.register(app)
+    read_only.register(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import registry
 from .audit_chain import entry_hash, snapshot_text, store_snapshot
+from .read_only import refuse_auditors
 from .calendar import add_working_days
 from .deadlines import next_after, state_events
 from .holidays import holidays
@@ -155,6 +156,7 @@ def fire(
     if actor is not None:
         if not can_see(actor, case):
             raise NotFound(_("No such case."))
+        refuse_auditors(actor)
         if not actor.roles & process.roles_for_action(action):
             raise Forbidden(_("Your roles do not allow this action."))
     if version is not None and version != case.version:

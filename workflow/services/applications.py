@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 
 from .. import registry
 from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..read_only import refuse_auditors
 from ..models import Case, Document, IdempotencyKey, Organization, User, utcnow
 
 PDF_MAGIC = b"%PDF-"
 
 
 def _check_applicant(user: User, organization_id: int) -> None:
+    refuse_auditors(user)
     if "applicant" not in user.roles or organization_id not in user.organization_ids:
         raise Forbidden(_("You can apply only for an organisation you are a member of."))
 

@@ -21,6 +21,7 @@ from ..calendar import to_tehran
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import AuditEntry, Case, Document, Grant, Programme, Province, Tranche, User, utcnow
 from ..money import parse_amount
+from ..read_only import refuse_auditors
 from ..reference_data import FIELD_CODES
 from ..states import grant_request
 from ..text import ascii_digits, name_key, normalize_line
@@ -56,6 +57,7 @@ def _province(session: Session, value: Any) -> Province | None:
 
 def create_programme(session: Session, user: User, raw: Any) -> Programme:
     """A funding call; finance of a province creates it there, admins and national finance anywhere."""
+    refuse_auditors(user)
     if not user.roles & PROGRAMME_ROLES:
         raise Forbidden(_("Only finance staff or administrators create programmes."))
     if not isinstance(raw, dict):
@@ -185,6 +187,7 @@ def get_tranche(session: Session, case: Case, n: int) -> Tranche:
 def attach_receipt(session: Session, user: User, case: Case, item: Tranche, *, content: bytes,
                    filename: str) -> Document:
     """A receipt for a tranche's report: PDF, JPEG or PNG by content, stored under a generated name."""
+    refuse_auditors(user)
     if "applicant" not in user.roles or case.organization_id not in user.organization_ids:
         raise Forbidden(_("Only the organisation's members file its spending reports."))
     if item.state not in grant_request.OPEN_TRANCHE:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit_chain import seal_event
+from ..read_only import refuse_auditors
 from ..deadlines import next_after, permit_events
 from ..engine import in_jurisdiction, is_member
 from ..errors import Conflict, Forbidden, Invalid, NotFound
@@ -57,6 +58,7 @@ def fire(
     """Run `action` on `permit` for `actor` (None: the system). `valid_until` goes with `renew`."""
     if not isinstance(action, str) or action not in PROCESS.actions:
         raise Invalid(_("Unknown action."), {"action": _("Unknown action.")})
+    refuse_auditors(actor)
     if actor is not None and not actor.roles & PROCESS.roles_for_action(action):
         raise Forbidden(_("Your roles do not allow this action."))
     if version is not None and version != permit.version:

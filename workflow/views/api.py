@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .. import db, engine
+from .. import db, engine, read_only
 from ..errors import Conflict, Invalid, NotFound, WorkflowError
 from ..models import AuditEntry, Permit
 from ..reference_data import FIELDS
@@ -31,6 +31,7 @@ def _authenticate():  # type: ignore[no-untyped-def]
     if user is None:
         return json_error(401, _("Sign in first: send Authorization: Bearer <token>."))
     g.api_user = user
+    read_only.check_request(user)
     return None
 
 
