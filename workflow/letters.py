@@ -6,8 +6,9 @@ and its SHA-256 goes into the decision's audit entry — which the hash chain th
 a letter shown later can be proved to be the one issued.
 
 Text is shaped by HarfBuzz (fpdf2's shaping engine) with the Noto fonts shipped in
-workflow/fonts/. Numbers that mix digits and hyphens (permit numbers) keep ASCII digits: in a
-right-to-left line, Persian digit groups joined by hyphens would be laid out in reverse order.
+workflow/fonts/. Tokens read left to right (permit and letter numbers, the verification
+address) are wrapped in a left-to-right isolate: fpdf2's bidi pass otherwise lays the groups of
+"1405-13-000001" out in reverse order inside a right-to-left line.
 """
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ KINDS = ("approval_letter", "rejection_letter", "certificate")
 INK = (20, 40, 80)
 
 
+def ltr(text: str) -> str:
+    """A token kept left to right inside a Persian line (Unicode LRI … PDI)."""
+    return f"\u2066{text}\u2069"
+
+
 def _pdf():  # type: ignore[no-untyped-def]
     from fpdf import FPDF
 
@@ -41,7 +47,8 @@ def _pdf():  # type: ignore[no-untyped-def]
     pdf.add_font("naskh", "", str(FONTS / "NotoNaskhArabic-Regular.ttf"))
     pdf.add_font("naskh", "B", str(FONTS / "NotoNaskhArabic-Bold.ttf"))
     pdf.add_font("sans", "", str(FONTS / "NotoSans-Regular.ttf"))
-    pdf.set_fallback_fonts(["sans"])
+    # Latin letters (a name typed in English) come from Noto Sans, in bold lines too.
+    pdf.set_fallback_fonts(["sans"], exact_match=False)
     pdf.set_text_shaping(use_shaping_engine=True, direction="rtl", script="arab", language="fas")
     # A fixed creation date keeps the bytes (and so the hash) a function of the letter's content.
     pdf.set_creation_date(datetime(2000, 1, 1))
@@ -60,7 +67,7 @@ def _heading(pdf: Any, case: Case, title: str, number: str, now: datetime) -> No
     pdf.cell(0, 9, _office(case), align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("naskh", "", 11)
     pdf.cell(0, 8, _("Date: %(date)s", date=format_date(now, "fa")), align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 8, _("Number: %(number)s", number=number), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, _("Number: %(number)s", number=ltr(number)), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("naskh", "B", 18)
     pdf.cell(0, 14, title, align="C", new_x="LMARGIN", new_y="NEXT")
@@ -97,7 +104,7 @@ def _decision_text(case: Case, action: str, comment: str | None, permit: Permit 
         lines.append(_("We are pleased to inform you that your application has been approved."))
         if permit is not None:
             lines.append(_("Activity permit number %(number)s is valid from %(start)s until %(end)s; its "
-                           "certificate is attached.", number=permit.number, start=format_date(permit.issued_at, "fa"),
+                           "certificate is attached.", number=ltr(permit.number or ""), start=format_date(permit.issued_at, "fa"),
                            end=format_date(permit.valid_until, "fa")))
         if grant is not None and grant.awarded_rials:
             amount = grant.awarded_rials
@@ -125,7 +132,7 @@ def _certificate(case: Case, permit: Permit, now: datetime) -> bytes:
     place = case.organization.province.name_fa
     rows = [
         (_("Organisation"), case.organization.name),
-        (_("Permit number"), permit.number or ""),
+        (_("Permit number"), ltr(permit.number or "")),
         (_("Field of activity"), field),
         (_("Province"), place),
         (_("Valid from"), format_date(permit.issued_at, "fa")),
@@ -143,8 +150,8 @@ def _certificate(case: Case, permit: Permit, now: datetime) -> bytes:
     pdf.image(buf, x=20, y=top, w=45)
     pdf.set_xy(70, top + 8)
     pdf.set_font("naskh", "", 11)
-    pdf.multi_cell(120, 8, _("Scan the code, or open %(url)s, to see whether this permit is valid today.", url=url),
-                   align="R")
+    pdf.multi_cell(120, 8, _("Scan the code, or open %(url)s, to see whether this permit is valid today.",
+                             url=ltr(url)), align="R")
     return bytes(pdf.output())
 
 
