@@ -28,6 +28,8 @@ from .models import Case, Permit, PermitEvent, Snapshot, utcnow
 from .models.types import JSONType, UTCDateTime
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# What _ENCODER uses for a string (ensure_ascii=False): the C implementation where there is one.
+_escape = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 # The order of the fields in the encoding (part of the contract above).
 ENTRY_FIELDS = ("case_id", "seq", "at", "actor_id", "role", "action", "from_state", "to_state", "comment",
@@ -44,9 +46,27 @@ def moment(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
+def canonical(values: list[Any]) -> str:
+    """`_ENCODER.encode(values)`, built field by field: the same text (JSON's own C string
+    escaper for strings, int's repr for numbers), without the encoder's per-call set-up, which
+    was most of what verify spent per entry."""
+    parts = []
+    for value in values:
+        kind = type(value)
+        if value is None:
+            parts.append("null")
+        elif kind is str:
+            parts.append(_escape(value))
+        elif kind is int:
+            parts.append(int.__repr__(value))
+        else:
+            parts.append(_ENCODER.encode(value))
+    return "[" + ",".join(parts) + "]"
+
+
 def chain_hash(prev: str | None, values: list[Any]) -> str:
     """The hash of one link: the previous hash, then the canonical encoding of its fields."""
-    return hashlib.sha256(((prev or "") + "\n" + _ENCODER.encode(values)).encode()).hexdigest()
+    return hashlib.sha256(((prev or "") + "\n" + canonical(values)).encode()).hexdigest()
 
 
 def entry_hash(prev: str | None, *, case_id: int, seq: int, at: datetime, actor_id: int | None, role: str,
@@ -175,15 +195,29 @@ def _stream(connection: Any, sql: str, case_id: int | None, batch: int, name: st
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SELECT 1")  # make sure the transaction the cursor needs is open
         cursor = connection.connection.driver_connection.cursor(name=name)
-        cursor.itersize = batch
         cursor.execute(sql.format(id="%(id)s"), {"id": case_id})
-        return cursor
+        return _Batches(cursor, batch)
     from sqlalchemy import text
 
     query = text(sql.format(id=":id"))
     if typed:  # SQLite hands back text for times and JSON
         query = query.columns(at=UTCDateTime(), details=JSONType, valid_until=UTCDateTime())
     return connection.execute(query, {"id": case_id})
+
+
+class _Batches:
+    """Rows of a server-side cursor, fetched `size` at a time: iterating the cursor itself costs
+    a Python call per row inside psycopg, several times the price of a list's iteration."""
+
+    def __init__(self, cursor: Any, size: int) -> None:
+        self.cursor, self.size = cursor, size
+
+    def __iter__(self) -> Any:
+        while rows := self.cursor.fetchmany(self.size):
+            yield from rows
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 def _pg_values(row: Any) -> list[Any]:
