@@ -244,3 +244,13 @@ def test_history_written_before_the_chain_is_chained_by_the_migration(tmp_path: 
             assert conn.execute(text("SELECT head_hash FROM cases")).scalar() == conn.execute(
                 text("SELECT hash FROM audit_entries WHERE seq = 2")).scalar()
         engine.dispose()
+
+
+def test_canonical_text_is_the_json_encoders() -> None:
+    """The fast field-by-field encoding must give the very text the JSON encoder gives, or
+    hashes written by one would not verify with the other."""
+    from workflow.audit_chain import _ENCODER, canonical
+
+    tricky = [1, 0, -5, 10**17, "2025-03-21T06:00:00.000007+00:00", None, 'a"b\\c\n\t\x01\x7f', "ی‌ک ي ك ۱۲۳",
+              {"b": [1, "2", None], "a": {"z": None, "y": "کُد"}}, [3, "x"], "", "\u2028"]
+    assert canonical(tricky) == _ENCODER.encode(tricky)
