@@ -10,9 +10,12 @@ It sends the database the same statements, in the same order and one transaction
     case, its permit and documents
         SELECT cases.*, documents.*, permits.* FROM cases LEFT JOIN documents LEFT JOIN permits
         WHERE cases.id = ? ORDER BY documents.id
+    snapshot     INSERT INTO snapshots (hash, body, created_at) … ON CONFLICT (hash) DO NOTHING
+                 (what the actor saw: the case's canonical JSON and its SHA-256)
     transition   UPDATE cases SET state, version, updated_at, state_entered_at, due_at,
-                 next_event_at, last_seq WHERE id = ? AND version = ?        (no row: 409)
-    audit        INSERT INTO audit_entries … RETURNING id
+                 next_event_at, last_seq, head_hash WHERE id = ? AND version = ?   (no row: 409)
+    audit        INSERT INTO audit_entries … RETURNING id (chained: SHA-256 of the previous
+                 head and the entry's canonical text, computed by workflow.chain_encoding)
     outbox       INSERT INTO notifications … SELECT the organisation's applicants … RETURNING id
     COMMIT
 
@@ -42,6 +45,7 @@ from flask import Flask, jsonify, request
 from psycopg.types.json import Jsonb
 
 from workflow.calendar import add_working_days  # pure function: no SQLAlchemy, no app
+from workflow.chain_encoding import ENCODER, entry_hash  # pure functions too
 
 DSN = os.environ.get("DATABASE_URL", "").replace("postgresql+psycopg://", "postgresql://", 1)
 THURSDAY_OFF = os.environ.get("THURSDAY_OFF", "1") not in ("0", "false", "no")
@@ -63,7 +67,7 @@ NOTIFY = frozenset({"accept", "return_for_correction", "approve", "reject"})
 
 USER_SQL = (
     "SELECT users.id, users.email, users.name, users.password_hash, users.province_id, users.county_id, "
-    "users.is_active, users.locale, users.created_at, "
+    "users.is_active, users.locale, users.created_at, users.money_unit, "
     "(SELECT string_agg(user_roles.role, ',') FROM user_roles WHERE user_roles.user_id = users.id), "
     "(SELECT string_agg(CAST(memberships.organization_id AS VARCHAR), ',') FROM memberships "
     "WHERE memberships.user_id = users.id), "
@@ -73,27 +77,29 @@ USER_SQL = (
 CASE_SQL = (
     "SELECT c.id, c.kind, c.state, c.version, c.organization_id, c.province_id, c.county_id, c.data, "
     "c.created_by_id, c.created_at, c.updated_at, c.state_entered_at, c.submitted_at, c.due_at, "
-    "c.recommended_by_id, c.last_seq, c.next_event_at, c.overdue, "
+    "c.recommended_by_id, c.last_seq, c.next_event_at, c.overdue, c.head_hash, "
     "d.id, d.case_id, d.kind, d.original_name, d.stored_name, d.content_type, d.size, d.sha256, "
-    "d.uploaded_by_id, d.uploaded_at, d.superseded, "
+    "d.uploaded_by_id, d.uploaded_at, d.superseded, d.tranche_id, "
     "p.id, p.number, p.case_id, p.organization_id, p.province_id, p.county_id, p.state, p.issued_at, "
-    "p.valid_until, p.version, p.last_seq, p.open_renewal_case_id, p.next_event_at "
+    "p.valid_until, p.version, p.last_seq, p.open_renewal_case_id, p.next_event_at, p.head_hash "
     "FROM cases c LEFT OUTER JOIN documents d ON c.id = d.case_id "
     "LEFT OUTER JOIN permits p ON c.id = p.case_id "
     "WHERE c.id = %s ORDER BY d.id"
 )
 # Column positions in CASE_SQL's rows.
 C_ID, C_KIND, C_STATE, C_VERSION, C_ORG, C_PROVINCE, C_COUNTY, C_DATA = range(8)
-C_CREATED, C_SUBMITTED, C_LAST_SEQ = 9, 12, 15
-D_ID, D_KIND, D_NAME, D_SIZE, D_SHA, D_AT, D_SUPERSEDED = 18, 20, 21, 24, 25, 27, 28
-P_NUMBER = 30
+C_CREATED, C_SUBMITTED, C_LAST_SEQ, C_HEAD = 9, 12, 15, 18
+D_ID, D_KIND, D_NAME, D_SIZE, D_SHA, D_AT, D_SUPERSEDED, D_TRANCHE = 19, 21, 22, 25, 26, 28, 29, 30
+P_NUMBER = 32
 UPDATE_SQL = (
     "UPDATE cases SET state = %s, version = %s, updated_at = %s, state_entered_at = %s, due_at = %s, "
-    "last_seq = %s, next_event_at = %s WHERE cases.id = %s AND cases.version = %s"
+    "last_seq = %s, next_event_at = %s, head_hash = %s WHERE cases.id = %s AND cases.version = %s"
 )
+SNAPSHOT_SQL = "INSERT INTO snapshots (hash, body, created_at) VALUES (%s, %s, %s) ON CONFLICT (hash) DO NOTHING"
 AUDIT_SQL = (
-    "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_entries.id"
+    "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment, "
+    "details, snapshot_hash, prev_hash, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_entries.id"
 )
 NOTIFY_SQL = (
     "INSERT INTO notifications (user_id, case_id, kind, payload, created_at, enqueued_at, attempts) "
@@ -184,11 +190,11 @@ def transition(case_id: int) -> Any:
     with pool.connection() as conn:
         user = conn.execute(USER_SQL, (hashlib.sha256(token.strip().encode()).hexdigest(),)).fetchone()
         now = datetime.now(timezone.utc)
-        if user is None or user[11] <= now or not user[6]:
+        if user is None or user[12] <= now or not user[6]:
             return error(401, "unauthorized", "Sign in first.")
         user_id, province_id, county_id = user[0], user[4], user[5]
-        roles = frozenset(filter(None, (user[9] or "").split(",")))
-        orgs = frozenset(int(x) for x in (user[10] or "").split(",") if x)
+        roles = frozenset(filter(None, (user[10] or "").split(",")))
+        orgs = frozenset(int(x) for x in (user[11] or "").split(",") if x)
 
         rows = conn.execute(CASE_SQL, (case_id,)).fetchall()
         case = rows[0] if rows else None
@@ -229,6 +235,16 @@ def transition(case_id: int) -> Any:
         if role not in roles or not in_jurisdiction or member:
             return error(403, "forbidden", "You may not take this action on this case.")
 
+        # What the actor saw, frozen and hashed (workflow.audit_chain.snapshot_text's shape).
+        snapshot = ENCODER.encode({
+            "case_id": case_id, "kind": case[C_KIND], "state": from_state, "version": version,
+            "organization_id": case[C_ORG], "data": case[C_DATA] or {},
+            "documents": [{"id": d[D_ID], "kind": d[D_KIND], "name": d[D_NAME], "sha256": d[D_SHA],
+                           "superseded": d[D_SUPERSEDED], "tranche_id": d[D_TRANCHE]}
+                          for d in rows if d[D_ID] is not None],
+        })
+        snapshot_hash = hashlib.sha256(snapshot.encode()).hexdigest()
+        conn.execute(SNAPSHOT_SQL, (snapshot_hash, snapshot, now))
         # Due date and the first deadline event (half the SLA), as workflow.deadlines derives them.
         days, off = WORKING_DAYS[dest], holidays(conn)
         due = add_working_days(now, days, thursday_off=THURSDAY_OFF, holidays=off)
@@ -236,13 +252,18 @@ def transition(case_id: int) -> Any:
         escalate = add_working_days(due, 1, thursday_off=THURSDAY_OFF, holidays=off)
         next_event_at = min((e for e in (half, due, escalate) if e > now), default=None)
         new_version, seq = version + 1, case[C_LAST_SEQ] + 1
+        prev = case[C_HEAD]
+        head = entry_hash(prev, case_id=case_id, seq=seq, at=now, actor_id=user_id, role=role, action=action,
+                          from_state=from_state, to_state=dest, comment=text or None, details=None,
+                          snapshot_hash=snapshot_hash)
         try:
-            updated = conn.execute(UPDATE_SQL, (dest, new_version, now, now, due, seq, next_event_at, case_id,
+            updated = conn.execute(UPDATE_SQL, (dest, new_version, now, now, due, seq, next_event_at, head, case_id,
                                                 version))
             if updated.rowcount != 1:
                 conn.rollback()
                 return error(409, "conflict", CHANGED)
-            conn.execute(AUDIT_SQL, (case_id, seq, now, user_id, role, action, from_state, dest, text or None))
+            conn.execute(AUDIT_SQL, (case_id, seq, now, user_id, role, action, from_state, dest, text or None, None,
+                                     snapshot_hash, prev, head))
             if action in NOTIFY:
                 payload = Jsonb({"case_id": case_id, "action": action, "state": dest, "comment": text})
                 conn.execute(NOTIFY_SQL, (case_id, f"case.{action}", payload, now, now, case[C_ORG])).fetchall()

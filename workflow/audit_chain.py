@@ -16,65 +16,16 @@ with microseconds. Change it only with a new chain version that verify can tell 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+# The encoding and the hash themselves live in chain_encoding (no database imports), so the
+# bench's bare baseline computes them exactly as the engine does.
+from .chain_encoding import ENCODER as _ENCODER, canonical, chain_hash, entry_hash, moment  # noqa: F401
 from .models import Case, Permit, PermitEvent, Snapshot, utcnow
 from .models.types import JSONType, UTCDateTime
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# What _ENCODER uses for a string (ensure_ascii=False): the C implementation where there is one.
-_escape = json.encoder.encode_basestring  # type: ignore[attr-defined]
-
-# The order of the fields in the encoding (part of the contract above).
-ENTRY_FIELDS = ("case_id", "seq", "at", "actor_id", "role", "action", "from_state", "to_state", "comment",
-                "details", "snapshot_hash")
-EVENT_FIELDS = ("permit_id", "seq", "at", "actor_id", "role", "action", "from_state", "to_state", "reason",
-                "valid_until", "case_id")
-
-
-def moment(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def canonical(values: list[Any]) -> str:
-    """`_ENCODER.encode(values)`, built field by field: the same text (JSON's own C string
-    escaper for strings, int's repr for numbers), without the encoder's per-call set-up, which
-    was most of what verify spent per entry."""
-    parts = []
-    for value in values:
-        kind = type(value)
-        if value is None:
-            parts.append("null")
-        elif kind is str:
-            parts.append(_escape(value))
-        elif kind is int:
-            parts.append(int.__repr__(value))
-        else:
-            parts.append(_ENCODER.encode(value))
-    return "[" + ",".join(parts) + "]"
-
-
-def chain_hash(prev: str | None, values: list[Any]) -> str:
-    """The hash of one link: the previous hash, then the canonical encoding of its fields."""
-    return hashlib.sha256(((prev or "") + "\n" + canonical(values)).encode()).hexdigest()
-
-
-def entry_hash(prev: str | None, *, case_id: int, seq: int, at: datetime, actor_id: int | None, role: str,
-               action: str, from_state: str | None, to_state: str, comment: str | None,
-               details: dict[str, Any] | None, snapshot_hash: str | None) -> str:
-    return chain_hash(prev, [case_id, seq, moment(at), actor_id, role, action, from_state, to_state, comment,
-                             details or None, snapshot_hash])
-
 
 def event_hash(prev: str | None, event: PermitEvent) -> str:
     return chain_hash(prev, [event.permit_id, event.seq, moment(event.at), event.actor_id, event.role, event.action,
