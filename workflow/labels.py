@@ -61,3 +61,16 @@ FIELD_LABELS = {
 
 def label(table: dict[str, object], key: str | None) -> str:
     return str(table.get(key or "", key or ""))
+# The statistics page's figures (workflow/services/statistics.py), as officials name them.
+STATISTICS = {
+    "permits_issued": _l("Permits issued"),
+    "establishments_approved": _l("Establishments approved"),
+    "renewals_approved": _l("Renewals approved"),
+    "approvals": _l("Approvals of renewal and establishment"),
+    "suspensions": _l("Suspensions"),
+    "revocations": _l("Revocations"),
+    "grants_awarded": _l("Grants awarded"),
+    "grants_awarded_rials": _l("Amount of grants awarded"),
+    "disbursed_rials": _l("Amount disbursed"),
+    "sla_breaches": _l("Steps past their deadline"),
+}
