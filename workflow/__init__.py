@@ -74,6 +74,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(programmes.bp)
+    from .views import statistics  # the statistics page and its CSV
+
+    app.register_blueprint(statistics.bp)
     # The API authenticates every call with a bearer token, not a cookie, so CSRF cannot apply.
     csrf.exempt(api.bp)
 
