@@ -46,6 +46,8 @@ PAIRS = sorted({(r.action, r.source) for r in PROCESS.rules})
 
 
 def expected(actor: str, action: str, state: str) -> int:
+    if actor == "auditor":
+        return 403  # auditors never write: refused before any case is looked up (no id leaks)
     roles, sees_submitted, sees_draft = ACTORS[actor]
     visible = sees_draft if state == "draft" else sees_submitted
     if not visible:
