@@ -453,3 +453,23 @@ def test_report_reminders_and_overdue_through_the_sweep(app: Any, api: Api, fund
     returned = session.get(Tranche, item.id)
     assert returned.state == "returned" and returned.report_due_at == due
     assert returned.next_event_at == due - timedelta(days=7)
+
+
+def test_numbers_past_any_id_are_refused_cleanly(api: Api, funded: dict[str, Any]) -> None:
+    """Ids are INTEGER columns: a larger number names no row (404/422), never a database error."""
+    huge = 99_999_999_999_999_999_999
+    r = api.post("/api/v1/programmes", "finance", programme_body(province=str(huge)))
+    assert r.status_code == 422 and "province" in r.get_json()["error"]["fields"]
+    assert api.post("/api/v1/programmes", "finance", programme_body(province=2**40)).status_code == 422
+    for url in (f"/api/v1/programmes/{huge}", f"/api/v1/applications/{huge}", f"/api/v1/grants/{huge}/tranches",
+                f"/api/v1/applications/{2**31}/history"):
+        assert api.get(url, "finance").status_code == 404, url
+    assert api.post(f"/api/v1/grants/1/tranches/{huge}/release", "finance").status_code == 404
+    r = api.post("/api/v1/applications", "ngo", {"kind": "grant_request", "organization_id": api.world.orgs["org1"],
+                                                 "data": request_data(2**40)})
+    assert r.status_code == 422 and "programme_id" in r.get_json()["error"]["fields"]
+    cid = open_request(api, funded["programme"]["id"])["id"]
+    to_decision(api, cid)
+    api.advance(cid, ("approve", "director"))
+    r = api.act(cid, "release_tranche", "finance", tranche=2**40)
+    assert r.status_code == 422 and "tranche" in r.get_json()["error"]["fields"]

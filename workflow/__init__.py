@@ -29,6 +29,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     for noisy in ("transitions", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     register_extensions(app)
+    register_converters(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_cli(app)
@@ -57,6 +58,21 @@ def register_extensions(app: Flask) -> None:
         from .services.accounts import load_user
 
         return load_user(db.session(), int(user_id))
+
+
+def register_converters(app: Flask) -> None:
+    """`<int:…>` in every route only matches numbers an INTEGER id column can hold: a larger
+    one is a 404 like any other unknown id, never a database error."""
+    from werkzeug.routing import IntegerConverter
+
+    from .db import MAX_ID
+
+    class RowId(IntegerConverter):
+        def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("max", MAX_ID)
+            super().__init__(map, *args, **kwargs)
+
+    app.url_map.converters["int"] = RowId
 
 
 def register_blueprints(app: Flask) -> None:

@@ -22,6 +22,16 @@ NAMING_CONVENTION = {
 }
 
 
+# Ids are INTEGER columns; a larger number can name no row, and PostgreSQL refuses to compare
+# with it (an error, not an empty result).
+MAX_ID = 2**31 - 1
+
+
+def is_row_id(value: object) -> bool:
+    """Whether `value` could be the id of a row (a positive int that fits the column)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

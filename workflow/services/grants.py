@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import engine
+from ..db import is_row_id
 from ..calendar import to_tehran
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import AuditEntry, Case, Document, Grant, Programme, Province, Tranche, User, utcnow
@@ -47,11 +48,12 @@ def _iso_date(value: Any) -> date | None:
 
 
 def _province(session: Session, value: Any) -> Province | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return session.get(Province, value)
+    if isinstance(value, str) and ascii_digits(value.strip()).isdigit():
+        value = int(ascii_digits(value.strip()))
+    if isinstance(value, int):
+        return session.get(Province, value) if is_row_id(value) else None
     if isinstance(value, str) and value.strip():
-        text = ascii_digits(value.strip())
-        return session.get(Province, int(text)) if text.isdigit() else find_province(session, value)
+        return find_province(session, value)
     return None
 
 

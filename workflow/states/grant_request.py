@@ -20,6 +20,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
 from ..calendar import to_tehran
+from ..db import is_row_id
 from ..errors import Conflict, Invalid
 from ..models import Case, Document, Grant, Permit, Programme, Tranche, utcnow
 from ..money import parse_amount
@@ -75,7 +76,7 @@ def clean_data(session: Session, case: Case, raw: Any, *, complete: bool) -> tup
     programme = None
     if current is not None and wanted != current:
         errors["programme_id"] = _msg(_l("A request stays with the programme it was opened for."))
-    elif not isinstance(wanted, int) or isinstance(wanted, bool):
+    elif not is_row_id(wanted):
         errors["programme_id"] = _msg(_l("Choose a programme."))
     else:
         programme = session.get(Programme, wanted)
@@ -253,7 +254,7 @@ def _tranche_number(values: dict[str, Any]) -> int | None:
     n = values.get("tranche")
     if isinstance(n, str) and n.strip().isdigit():
         n = int(n.strip())
-    return n if isinstance(n, int) and not isinstance(n, bool) else None
+    return n if is_row_id(n) else None
 
 
 def tranche(session: Session, case: Case, n: int | None) -> Tranche | None:
