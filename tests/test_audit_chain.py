@@ -254,3 +254,18 @@ def test_canonical_text_is_the_json_encoders() -> None:
     tricky = [1, 0, -5, 10**17, "2025-03-21T06:00:00.000007+00:00", None, 'a"b\\c\n\t\x01\x7f', "ی‌ک ي ك ۱۲۳",
               {"b": [1, "2", None], "a": {"z": None, "y": "کُد"}}, [3, "x"], "", "\u2028"]
     assert canonical(tricky) == _ENCODER.encode(tricky)
+
+
+def test_verify_spells_postgres_rows_like_canonical() -> None:
+    """verify's row-shaped encoding (for speed) must give `canonical`'s text for every field mix."""
+    from workflow.audit_chain import _pg_entry_text, canonical
+
+    rows = [
+        (7, 3, "2026-12-01T10:00:00.000001+00:00", 4, "expert", "recommend_approval", "under_review",
+         "finance_review", 'خوب "است"\n', {"score": 82, "a": [1, None]}, "f" * 64, "p", "h"),
+        (7, 1, "2026-12-01T10:00:00.000000+00:00", None, "system", "lapse", None, "withdrawn", None, None, None,
+         None, "h"),
+        (7, 2, "2026-12-01T10:00:00.000000+00:00", 1, "applicant", "submit", "draft", "submitted", "", {}, "s", "p", "h"),
+    ]
+    for row in rows:
+        assert _pg_entry_text(row) == canonical([*row[:9], row[9] or None, row[10]])
