@@ -13,9 +13,14 @@ from workflow.text import persian_digits
 
 def render(row: Notification) -> tuple[str, str]:
     """(subject, body) of a notification."""
-    locale = row.user.locale or "fa"
+    return render_parts(row.kind, row.payload, row.user.locale)
+
+
+def render_parts(kind: str, payload: dict[str, Any] | None, locale: str | None) -> tuple[str, str]:
+    """(subject, body) from the row's columns, for delivery, which reads them without the ORM."""
+    locale = locale or "fa"
     with force_locale(locale):
-        return _subject(row.kind, row.payload or {}, locale), _body(row.kind, row.payload or {}, locale)
+        return _subject(kind, payload or {}, locale), _body(kind, payload or {}, locale)
 
 
 def _digits(value: Any, locale: str) -> str:

@@ -1,13 +1,23 @@
 """Delivery of outbox rows: in-app at once, by e-mail when SMTP is configured.
 
-Idempotent and exactly-once from our side: the row is locked while it is sent and marked
-delivered in the same transaction, so a job that runs twice (re-enqueued by the sweep after a
-lost job, or retried by rq) finds it delivered and stops. A temporary SMTP failure raises, and
-rq retries with backoff; after MAX_ATTEMPTS the row is marked failed for the admins' list.
-While a retry waits, `enqueued_at` is the moment rq will run it, so the sweep's lease (which
-re-enqueues rows whose job was lost) counts from there and does not cut the backoff short.
-A message that cannot even be written (rendering fails) is marked failed at once: retrying
-would fail the same way for ever.
+Idempotent and exactly-once from our side: each row is locked while it is sent and marked
+delivered in the same transaction, one transaction per row, so a job that runs twice
+(re-enqueued by the sweep after a lost job, or retried by rq) finds it delivered and skips it.
+
+Two jobs: `deliver(id)` for one row (what a decision enqueues) and `deliver_batch(ids)` for many
+(what the sweep enqueues: one rq job costs several Redis round trips and more CPU than sending
+the message, so a batch carries DELIVERY_BATCH rows). Each row of a batch is still its own
+transaction, so a row that fails never sends the others again.
+
+A temporary SMTP failure is retried with backoff (RETRY), MAX_ATTEMPTS in all, then the row is
+marked failed for the admins' list. A single-row job raises and rq retries it. In a batch the
+failing row is committed with its error and handed on to a single-row job of its own, scheduled
+after the first interval with the rest of RETRY, and the batch goes on with the next row; if the
+server cannot be reached at all, the rows not yet tried wait for the same interval in one new
+batch job, not charged an attempt. While a retry waits, `enqueued_at` is the moment it will run,
+so the sweep's lease (which re-enqueues rows whose job was lost) counts from there and does not
+cut the backoff short. A message that cannot even be written (rendering fails) is marked failed
+at once: retrying would fail the same way for ever.
 
 The one window left is SMTP's own: a server that accepted the message (250 after DATA) just
 before the worker died sees it again on the next attempt. The Message-ID is the same on every
@@ -18,64 +28,163 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 
+import redis
 from flask import current_app
 from rq import Retry, get_current_job
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from .context import app_context
+from .mailer import mailer
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 RETRY = Retry(max=MAX_ATTEMPTS - 1, interval=[10, 60, 300, 900])
+# A row that failed in a batch has had its first attempt and waited the first interval.
+RETRY_AFTER_BATCH = Retry(max=MAX_ATTEMPTS - 2, interval=RETRY.intervals[1:])
+DELIVER = "jobs.notify.deliver"
+DELIVER_BATCH = "jobs.notify.deliver_batch"
+# Rows per batch job: large enough that rq's cost per job is small beside the messages', small
+# enough that two workers share a sweep's rows evenly and a killed worker strands few of them
+# (until the sweep's lease enqueues them again).
+DELIVERY_BATCH = 50
+FAILURE_TTL = 7 * 24 * 3600  # rq keeps a failed job's record a week
+
+
+class _Temporary(Exception):
+    """A row's SMTP attempt failed and is to be retried (its error and attempts are committed)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def deliver(notification_id: int) -> str:
-    from workflow import db
+    """One row; on a temporary failure the error propagates and rq retries the job."""
+    with app_context():
+        from workflow import db
+
+        with db.new_session() as session:
+            try:
+                return _attempt(session, notification_id, _retry_delay)
+            except _Temporary as temporary:
+                raise temporary.error from None
+
+
+def deliver_batch(ids: list[int]) -> str:
+    """Many rows, one transaction each; says how many ended how."""
+    with app_context():
+        from workflow import db
+
+        first = RETRY.intervals[0]
+        outcomes: Counter[str] = Counter()
+        retrying: list[int] = []
+        waiting: list[int] = []
+        with db.new_session() as session:
+            for index, notification_id in enumerate(ids):
+                try:
+                    outcomes[_attempt(session, notification_id, lambda: first)] += 1
+                except _Temporary:
+                    outcomes["retrying"] += 1
+                    retrying.append(notification_id)
+                    if mailer.unreachable:
+                        waiting = _postpone(session, ids[index + 1:], first)
+                        outcomes["waiting"] += len(waiting)
+                        break
+        _schedule(retrying, waiting, first)
+        return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+
+
+def _attempt(session: Session, notification_id: int, retry_delay: Callable[[], int]) -> str:
+    """Lock the row, send it, record the outcome and commit. Raises _Temporary (after committing
+    the attempt) when the SMTP failure is worth retrying."""
+    from workflow.models import Notification, User, utcnow
+
+    from .messages import render_parts
+
+    n = Notification
+    row = session.execute(
+        select(n.attempts, n.delivered_at, n.failed_at, n.kind, n.key.label("row_key"), n.payload, User.email,
+               User.locale)
+        .join(User, User.id == n.user_id).where(n.id == notification_id).with_for_update(of=n)
+    ).first()
+    if row is None:
+        session.rollback()
+        return "missing"
+    if row.delivered_at is not None or row.failed_at is not None:
+        session.rollback()
+        return "already handled"
+    attempts = row.attempts + 1
+    config = current_app.config
+    host = config["SMTP_HOST"]
+
+    def record(**values: object) -> None:
+        session.execute(update(n).where(n.id == notification_id).values(attempts=attempts, **values))
+        session.commit()
+
+    if host:
+        sender = config["MAIL_FROM"]
+        try:
+            subject, body = render_parts(row.kind, row.payload, row.locale)
+        except Exception as exc:  # noqa: BLE001 - any rendering error is permanent
+            record(last_error=f"{type(exc).__name__}: {exc}"[:2000], failed_at=utcnow())
+            log.exception("notification %s cannot be rendered; marked failed", notification_id)
+            return "failed"
+        message = _message(sender, row.email, subject, body, message_id(notification_id, row.row_key, sender))
+        try:
+            mailer.send(host, config["SMTP_PORT"], message)
+        except (OSError, smtplib.SMTPException) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            if attempts >= MAX_ATTEMPTS:
+                record(last_error=error, failed_at=utcnow())
+                log.warning("notification %s failed for good: %s", notification_id, error)
+                return "failed"
+            record(last_error=error, enqueued_at=utcnow() + timedelta(seconds=retry_delay()))
+            raise _Temporary(exc) from exc
+    record(delivered_at=utcnow(), last_error=None)
+    return "delivered"
+
+
+def _postpone(session: Session, ids: list[int], seconds: int) -> list[int]:
+    """Rows not tried yet because the server is unreachable: leased until they are tried again."""
     from workflow.models import Notification, utcnow
 
-    from .messages import render
+    if not ids:
+        return []
+    n = Notification
+    waiting = list(session.scalars(
+        update(n).where(n.id.in_(ids), n.delivered_at.is_(None), n.failed_at.is_(None))
+        .values(enqueued_at=utcnow() + timedelta(seconds=seconds)).returning(n.id)
+        .execution_options(synchronize_session=False)
+    ))
+    session.commit()
+    return sorted(waiting)
 
-    with app_context():
-        with db.new_session() as session:
-            row = session.scalar(
-                select(Notification).where(Notification.id == notification_id).with_for_update()
-            )
-            if row is None:
-                return "missing"
-            if row.delivered_at is not None or row.failed_at is not None:
-                return "already handled"
-            row.attempts += 1
-            host = current_app.config["SMTP_HOST"]
-            if host:
-                sender, recipient = current_app.config["MAIL_FROM"], row.user.email  # loads the user
-                try:
-                    subject, body = render(row)
-                except Exception as exc:  # noqa: BLE001 - any rendering error is permanent
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                    row.failed_at = utcnow()
-                    session.commit()
-                    log.exception("notification %s cannot be rendered; marked failed", row.id)
-                    return "failed"
-                try:
-                    _send(host, current_app.config["SMTP_PORT"], sender, recipient, subject, body,
-                          message_id(row.id, row.key, sender))
-                except (OSError, smtplib.SMTPException) as exc:
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                    if row.attempts >= MAX_ATTEMPTS:
-                        row.failed_at = utcnow()
-                        session.commit()
-                        log.warning("notification %s failed for good: %s", row.id, row.last_error)
-                        return "failed"
-                    row.enqueued_at = utcnow() + timedelta(seconds=_retry_delay())
-                    session.commit()
-                    raise  # rq retries with backoff
-            row.delivered_at = utcnow()
-            row.last_error = None
-            session.commit()
-            return "delivered"
+
+def _schedule(retrying: list[int], waiting: list[int], seconds: int) -> None:
+    """After the rows' commit: a job for each failed row and one for the rows not tried. If Redis
+    is down, their `enqueued_at` lets the sweep enqueue them again once it has passed."""
+    from .queue import get_queue
+
+    if not (retrying or waiting):
+        return
+    queue = get_queue()
+    if queue is None:
+        return
+    delay = timedelta(seconds=seconds)
+    try:
+        for notification_id in retrying:
+            queue.enqueue_in(delay, DELIVER, notification_id, retry=RETRY_AFTER_BATCH, failure_ttl=FAILURE_TTL)
+        if waiting:
+            queue.enqueue_in(delay, DELIVER_BATCH, waiting, retry=RETRY, failure_ttl=FAILURE_TTL)
+    except redis.RedisError:
+        log.exception("scheduling retries failed; the sweep enqueues %d row(s) again after their lease",
+                      len(retrying) + len(waiting))
 
 
 def _retry_delay() -> int:
@@ -94,12 +203,11 @@ def message_id(notification_id: int, key: str | None, sender: str) -> str:
     return f"<n{notification_id}.{local}@{domain}>" if local else f"<n{notification_id}@{domain}>"
 
 
-def _send(host: str, port: int, sender: str, to: str, subject: str, body: str, msg_id: str) -> None:
+def _message(sender: str, to: str, subject: str, body: str, msg_id: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
     message["Message-ID"] = msg_id
     message.set_content(body)
-    with smtplib.SMTP(host, port, timeout=30) as smtp:
-        smtp.send_message(message)
+    return message
