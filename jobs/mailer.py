@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import smtplib
-from email.message import EmailMessage
 
 
 class _SMTP(smtplib.SMTP):
@@ -38,14 +37,15 @@ class Mailer:
         # server is unreachable rather than refusing one message.
         self.unreachable = False
 
-    def send(self, host: str, port: int, message: EmailMessage) -> None:
+    def send(self, host: str, port: int, sender: str, recipient: str, message: bytes) -> None:
+        """Send `message` (headers and body, CRLF line ends) from `sender` to `recipient`."""
         if self._smtp is not None and self._address != (host, port):
             self.close()
         reused = self._smtp is not None
         smtp = self._smtp if reused else self._open(host, port)
         try:
             smtp.in_data = False
-            smtp.send_message(message)
+            _transmit(smtp, sender, recipient, message)
             return
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as exc:
             self.close()
@@ -56,7 +56,7 @@ class Mailer:
             raise
         smtp = self._open(host, port)
         try:
-            smtp.send_message(message)
+            _transmit(smtp, sender, recipient, message)
         except BaseException:
             self.close()
             raise
@@ -90,6 +90,16 @@ class Mailer:
             pass
         finally:
             smtp.close()
+
+
+def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    options: tuple[str, ...] = ()
+    if not (sender + recipient).isascii():
+        # As smtplib's send_message does: an address outside ASCII needs the server's SMTPUTF8.
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("a non-ASCII address needs SMTPUTF8, which the server lacks")
+        options = ("SMTPUTF8", "BODY=8BITMIME")
+    smtp.sendmail(sender, [recipient], message, options)
 
 
 def _dropped(exc: BaseException) -> bool:

@@ -57,10 +57,11 @@ def test_redis_down_does_not_block_decisions(backend, tmp_path, world, app):
 
 # -- e-mail: one connection per worker process, batches of rows ---------------------------------
 
-def _message(n: int):
+def _message(n: int) -> tuple[str, str, bytes]:
     from jobs.notify import _message as build
 
-    return build("no-reply@test.ir", f"ngo{n}@test.ir", f"subject {n}", "body", f"<n{n}@test.ir>")
+    to = f"ngo{n}@test.ir"
+    return "no-reply@test.ir", to, build("no-reply@test.ir", to, f"موضوع {n}", "متن", f"<n{n}@test.ir>")
 
 
 def test_mailer_keeps_its_connection_and_reconnects_once_the_server_dropped_it():
@@ -73,11 +74,11 @@ def test_mailer_keeps_its_connection_and_reconnects_once_the_server_dropped_it()
     sink._server.RequestHandlerClass.timeout = 0.3  # the server ends a session idle this long
     mailer = Mailer(timeout=5)
     try:
-        mailer.send(sink.host, sink.port, _message(1))
-        mailer.send(sink.host, sink.port, _message(2))
+        mailer.send(sink.host, sink.port, *_message(1))
+        mailer.send(sink.host, sink.port, *_message(2))
         assert sink.wait_for(2, 5) and mailer.connections == 1
         time.sleep(0.8)  # the server has closed the idle session; the client finds out at MAIL FROM
-        mailer.send(sink.host, sink.port, _message(3))
+        mailer.send(sink.host, sink.port, *_message(3))
         assert mailer.connections == 2 and sink.wait_for(3, 5)
         assert sink.by_message_id() == {"<n1@test.ir>": 1, "<n2@test.ir>": 1, "<n3@test.ir>": 1}
     finally:
@@ -96,13 +97,13 @@ def test_mailer_does_not_repeat_a_message_whose_data_was_sent():
     sink = SmtpSink().start()
     mailer = Mailer(timeout=0.5)
     try:
-        mailer.send(sink.host, sink.port, _message(1))
+        mailer.send(sink.host, sink.port, *_message(1))
         sink.stall(2)
         with pytest.raises((OSError, smtplib.SMTPException)):
-            mailer.send(sink.host, sink.port, _message(2))
+            mailer.send(sink.host, sink.port, *_message(2))
         assert sink.data_seen == 2 and mailer.connections == 1
         sink.release()
-        mailer.send(sink.host, sink.port, _message(3))
+        mailer.send(sink.host, sink.port, *_message(3))
         assert mailer.connections == 2 and sink.wait_for(2, 5) and "<n2@test.ir>" not in sink.by_message_id()
     finally:
         mailer.close()
@@ -141,10 +142,10 @@ def test_a_failing_row_in_a_batch_is_retried_alone(api, session, mail_app, monke
     failing = rows[2]
     real_send = notify.mailer.send
 
-    def send(host, port, message):
-        if re.match(rf"<n{failing.id}[.@]", message["Message-ID"]):
-            raise smtplib.SMTPRecipientsRefused({message["To"]: (450, b"mailbox busy")})
-        real_send(host, port, message)
+    def send(host, port, sender, recipient, message):
+        if re.search(rb"\r\nMessage-ID: <n%d[.@]" % failing.id, message):
+            raise smtplib.SMTPRecipientsRefused({recipient: (450, b"mailbox busy")})
+        real_send(host, port, sender, recipient, message)
 
     monkeypatch.setattr(notify.mailer, "send", send)
     before = utcnow()
@@ -186,3 +187,20 @@ def test_a_batch_waits_when_the_server_is_unreachable(api, session, mail_app):
     first, *rest = (session.get(Notification, i) for i in ids)
     assert first.attempts == 1 and first.last_error.startswith("ConnectionRefusedError")
     assert all(r.attempts == 0 and r.last_error is None and r.enqueued_at > first.created_at for r in rest)
+
+
+@pytest.mark.parametrize("subject, body", [
+    ("Case 12 is due today", "Case 12 is due today\nDue: 1405/01/15"),
+    ("درخواست ۱۲: ۷ روز تا پایان مهلت اصلاح مانده است؛ " * 3, "خط اول\n" + "متن بلند " * 60 + "\n.\n..نقطه"),
+])
+def test_message_reads_back_as_written(subject, body):
+    from email import message_from_bytes, policy
+
+    from jobs.notify import _message
+
+    raw = _message("no-reply@test.ir", "ngo@test.ir", subject, body, "<n7.case.7.1.sla_due.3@test.ir>")
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n")) and b"\n" not in raw.replace(b"\r\n", b"")
+    message = message_from_bytes(raw, policy=policy.default)
+    assert message["Subject"] == subject and message["To"] == "ngo@test.ir" and message["From"] == "no-reply@test.ir"
+    assert message["Message-ID"] == "<n7.case.7.1.sla_due.3@test.ir>"
+    assert message.get_content_type() == "text/plain" and message.get_content() == body + "\n"
