@@ -11,9 +11,9 @@ recipients of the whole batch read in one or two queries (the staff once per run
 the users many), the outbox rows written by one INSERT … ON CONFLICT DO NOTHING, and the new
 `next_event_at` by one UPDATE. Only the rows that change state go through the ORM, one at a
 time, because each is a real transition with its audit entry or permit event: lapses through
-`engine.fire`, expiries through `permits.fire`. After each commit the batch's outbox rows, the
-lapses' included, are enqueued DELIVERY_BATCH rows to a job (`jobs.notify.deliver_batch`), all
-in one pipeline.
+`engine.fire`, expiries through `permits.fire`, whose writes for the whole batch go in one
+flush. After each commit the batch's outbox rows, the lapses' included, are enqueued
+DELIVERY_BATCH rows to a job (`jobs.notify.deliver_batch`), all in one pipeline.
 """
 from __future__ import annotations
 
@@ -201,11 +201,13 @@ def _sweep_permits(session: Session, now: datetime, result: SweepResult) -> int:
             event = pending[0]
             note = _permit_note(permit, event, members.get(permit.organization_id, ()))
             if event.kind == "expire":
-                permits.fire(session, permit, "expire", None, now=now)
+                permits.fire(session, permit, "expire", None, now=now, flush=False)
                 result.expired += 1
             notes.append(note)
             cursor = next_after(permit_events(permit), event.at)
         permit.next_event_at = cursor
+    # The expiries' UPDATEs and events, batched by the unit of work; the permits are locked above.
+    session.flush()
     _write(session, notes, now, result)
     # Like the cases': bookkeeping does not move the version a director's form carries.
     _bookkeeping(session, Permit.__table__, bookkeeping)
