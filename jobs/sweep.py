@@ -206,8 +206,8 @@ def _sweep_permits(session: Session, now: datetime, result: SweepResult) -> int:
             notes.append(note)
             cursor = next_after(permit_events(permit), event.at)
         permit.next_event_at = cursor
-    # The expiries' UPDATEs and events, batched by the unit of work; the permits are locked above.
-    session.flush()
+    # The permits are locked above (FOR UPDATE), so their versions still hold.
+    permits.write_fired(session, orm)
     _write(session, notes, now, result)
     # Like the cases': bookkeeping does not move the version a director's form carries.
     _bookkeeping(session, Permit.__table__, bookkeeping)
