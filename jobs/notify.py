@@ -26,14 +26,15 @@ attempt (derived from the row), so the receiving side can recognise the repeat.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import logging
 import re
 import smtplib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from email.header import Header
 
 import redis
@@ -72,9 +73,9 @@ def deliver(notification_id: int) -> str:
     with app_context():
         from workflow import db
 
-        with db.engine().connect() as conn:
+        with _rows() as rows:
             try:
-                return _attempt(conn, notification_id, _retry_delay)
+                return _attempt(rows, notification_id, _retry_delay)
             except _Temporary as temporary:
                 raise temporary.error from None
 
@@ -82,44 +83,38 @@ def deliver(notification_id: int) -> str:
 def deliver_batch(ids: list[int]) -> str:
     """Many rows, one transaction each; says how many ended how."""
     with app_context():
-        from workflow import db
-
         first = RETRY.intervals[0]
         outcomes: Counter[str] = Counter()
         retrying: list[int] = []
         waiting: list[int] = []
-        with db.engine().connect() as conn:
+        with _rows() as rows:
             for index, notification_id in enumerate(ids):
                 try:
-                    outcomes[_attempt(conn, notification_id, lambda: first)] += 1
+                    outcomes[_attempt(rows, notification_id, lambda: first)] += 1
                 except _Temporary:
                     outcomes["retrying"] += 1
                     retrying.append(notification_id)
                     if mailer.unreachable:
-                        waiting = _postpone(conn, ids[index + 1:], first)
+                        waiting = _postpone(ids[index + 1:], first)
                         outcomes["waiting"] += len(waiting)
                         break
         _schedule(retrying, waiting, first)
         return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
 
 
-def _attempt(conn: Connection, notification_id: int, retry_delay: Callable[[], int]) -> str:
+def _attempt(rows: "_Rows", notification_id: int, retry_delay: Callable[[], int]) -> str:
     """Lock the row, send it, record the outcome and commit. Raises _Temporary (after committing
-    the attempt) when the SMTP failure is worth retrying.
-
-    Core statements on a plain connection: the ORM's unit of work and identity map would cost
-    more than the rest of the row's database work."""
+    the attempt) when the SMTP failure is worth retrying."""
     from workflow.models import utcnow
 
     from .messages import render_parts
 
-    lock, update_row = _statements()
-    row = conn.execute(lock, {"nid": notification_id}).first()
+    row = rows.lock(notification_id)
     if row is None:
-        conn.rollback()
+        rows.release()
         return "missing"
     if row.delivered_at is not None or row.failed_at is not None:
-        conn.rollback()
+        rows.release()
         return "already handled"
     attempts = row.attempts + 1
     config = current_app.config
@@ -127,9 +122,8 @@ def _attempt(conn: Connection, notification_id: int, retry_delay: Callable[[], i
 
     def record(delivered_at: datetime | None = None, failed_at: datetime | None = None,
                enqueued_at: datetime | None = None, last_error: str | None = None) -> None:
-        conn.execute(update_row, {"nid": notification_id, "attempts": attempts, "delivered_at": delivered_at,
-                                  "failed_at": failed_at, "last_error": last_error, "enqueued_at": enqueued_at})
-        conn.commit()
+        rows.record({"nid": notification_id, "attempts": attempts, "delivered_at": delivered_at,
+                     "failed_at": failed_at, "last_error": last_error, "enqueued_at": enqueued_at})
 
     if host:
         sender = config["MAIL_FROM"]
@@ -154,6 +148,82 @@ def _attempt(conn: Connection, notification_id: int, retry_delay: Callable[[], i
     return "delivered"
 
 
+class _Rows(Protocol):
+    """One row's transaction: `lock` begins it, `record` (UPDATE and COMMIT) or `release`
+    (ROLLBACK) ends it."""
+
+    def lock(self, notification_id: int) -> Any: ...
+    def record(self, values: dict[str, Any]) -> None: ...
+    def release(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _rows() -> Iterator[_Rows]:
+    from workflow import db
+
+    engine = db.engine()
+    if engine.dialect.name == "postgresql":
+        raw = engine.raw_connection()
+        try:
+            yield _PipelinedRows(raw.driver_connection)
+        finally:
+            raw.close()  # back to the pool, which rolls back whatever is left open
+    else:
+        with engine.connect() as conn:
+            yield _CoreRows(conn)
+
+
+class _CoreRows:
+    """Any database: SQLAlchemy Core on one connection (the ORM's unit of work and identity map
+    would cost more than the rest of the row's database work)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock_row, self.update_row = _statements()
+
+    def lock(self, notification_id: int) -> Any:
+        return self.conn.execute(self.lock_row, {"nid": notification_id}).first()
+
+    def record(self, values: dict[str, Any]) -> None:
+        self.conn.execute(self.update_row, values)
+        self.conn.commit()
+
+    def release(self) -> None:
+        self.conn.rollback()
+
+
+class _PipelinedRows:
+    """PostgreSQL: BEGIN goes with the SELECT … FOR UPDATE and the UPDATE with the COMMIT, in
+    psycopg's pipeline mode, so a row costs two round trips to the server instead of four (on a
+    busy machine each one waits for the server to be scheduled; they were most of a delivery's
+    time). The same statements as _statements()'s."""
+
+    LOCK = ("SELECT n.attempts, n.delivered_at, n.failed_at, n.kind, n.key AS row_key, n.payload, u.email, u.locale "
+            "FROM notifications n JOIN users u ON u.id = n.user_id WHERE n.id = %(nid)s FOR UPDATE OF n")
+    RECORD = ("UPDATE notifications SET attempts = %(attempts)s, delivered_at = %(delivered_at)s, "
+              "failed_at = %(failed_at)s, last_error = %(last_error)s, "
+              "enqueued_at = coalesce(%(enqueued_at)s, enqueued_at) WHERE id = %(nid)s")
+
+    def __init__(self, conn: Any) -> None:
+        from psycopg.rows import namedtuple_row
+
+        self.conn = conn
+        self.cursor = conn.cursor(row_factory=namedtuple_row)
+
+    def lock(self, notification_id: int) -> Any:
+        with self.conn.pipeline():
+            self.cursor.execute(self.LOCK, {"nid": notification_id})
+        return self.cursor.fetchone()
+
+    def record(self, values: dict[str, Any]) -> None:
+        with self.conn.pipeline():
+            self.cursor.execute(self.RECORD, values)
+            self.conn.commit()
+
+    def release(self) -> None:
+        self.conn.rollback()
+
+
 @functools.cache
 def _statements() -> tuple[Any, Any]:
     """(lock and read one row, record its attempt), built once per process. The attempt's
@@ -174,18 +244,19 @@ def _statements() -> tuple[Any, Any]:
     return lock, record
 
 
-def _postpone(conn: Connection, ids: list[int], seconds: int) -> list[int]:
+def _postpone(ids: list[int], seconds: int) -> list[int]:
     """Rows not tried yet because the server is unreachable: leased until they are tried again."""
+    from workflow import db
     from workflow.models import Notification, utcnow
 
     if not ids:
         return []
     n = Notification.__table__.c
-    waiting = list(conn.scalars(
-        update(Notification.__table__).where(n.id.in_(ids), n.delivered_at.is_(None), n.failed_at.is_(None))
-        .values(enqueued_at=utcnow() + timedelta(seconds=seconds)).returning(n.id)
-    ))
-    conn.commit()
+    with db.engine().begin() as conn:
+        waiting = list(conn.scalars(
+            update(Notification.__table__).where(n.id.in_(ids), n.delivered_at.is_(None), n.failed_at.is_(None))
+            .values(enqueued_at=utcnow() + timedelta(seconds=seconds)).returning(n.id)
+        ))
     return sorted(waiting)
 
 
