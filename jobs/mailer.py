@@ -102,6 +102,16 @@ def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -
     smtp.sendmail(sender, [recipient], message, options)
 
 
+def timed_out(exc: BaseException) -> bool:
+    """The server stopped answering: a socket timeout, which smtplib may report as a disconnection."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _dropped(exc: BaseException) -> bool:
     """The server had closed the session: disconnected, reset, or answering 421 (closing)."""
     if isinstance(exc, smtplib.SMTPResponseException):

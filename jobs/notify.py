@@ -13,10 +13,10 @@ A temporary SMTP failure is retried with backoff (RETRY), MAX_ATTEMPTS in all, t
 marked failed for the admins' list. A single-row job raises and rq retries it. In a batch the
 failing row is committed with its error and handed on to a single-row job of its own, scheduled
 after the first interval with the rest of RETRY, and the batch goes on with the next row; if the
-server cannot be reached at all, the rows not yet tried wait for the same interval in one new
-batch job, not charged an attempt. While a retry waits, `enqueued_at` is the moment it will run,
-so the sweep's lease (which re-enqueues rows whose job was lost) counts from there and does not
-cut the backoff short. A message that cannot even be written (rendering fails) is marked failed
+server cannot be reached at all (or timed out), the rows not yet tried wait for the same
+interval in one new batch job, not charged an attempt. While a retry waits, `enqueued_at` is
+the moment it will run, so the sweep's lease (which re-enqueues rows whose job was lost) counts
+from there and does not cut the backoff short. A message that cannot even be written (rendering fails) is marked failed
 at once: retrying would fail the same way for ever.
 
 The one window left is SMTP's own: a server that accepted the message (250 after DATA) just
@@ -34,8 +34,8 @@ import smtplib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 from email.header import Header
+from typing import Any, Protocol
 
 import redis
 from flask import current_app
@@ -44,7 +44,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from .context import app_context
-from .mailer import mailer
+from .mailer import mailer, timed_out
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -91,10 +91,12 @@ def deliver_batch(ids: list[int]) -> str:
             for index, notification_id in enumerate(ids):
                 try:
                     outcomes[_attempt(rows, notification_id, lambda: first)] += 1
-                except _Temporary:
+                except _Temporary as temporary:
                     outcomes["retrying"] += 1
                     retrying.append(notification_id)
-                    if mailer.unreachable:
+                    # A server that cannot be reached, or stops answering, would cost every
+                    # row left the same wait: they are not tried now.
+                    if mailer.unreachable or timed_out(temporary.error):
                         waiting = _postpone(ids[index + 1:], first)
                         outcomes["waiting"] += len(waiting)
                         break

@@ -224,3 +224,26 @@ def test_message_reads_back_as_written(subject, body):
     assert message["Subject"] == subject and message["To"] == "ngo@test.ir" and message["From"] == "no-reply@test.ir"
     assert message["Message-ID"] == "<n7.case.7.1.sla_due.3@test.ir>"
     assert message.get_content_type() == "text/plain" and message.get_content() == body + "\n"
+
+
+@pytest.mark.redis
+def test_a_server_that_stops_answering_holds_up_one_row_not_the_batch(api, session, mail_app, monkeypatch):
+    """No answer after DATA: that row is retried later on its own (the server may have it: same
+    Message-ID), and the rows after it wait for the retry interval instead of each timing out."""
+    from jobs import notify
+
+    app, sink = mail_app
+    monkeypatch.setattr(notify.mailer, "timeout", 0.5)
+    case_id = api.ready()
+    api.advance(case_id, *TO_AWAITING, ("approve", "director"))
+    ids = sorted(session.scalars(select(Notification.id).where(Notification.case_id == case_id)))
+    sink.stall(sink.data_seen + 2)
+    with app.app_context():
+        Queue(app.config["RQ_QUEUE"], connection=connection()).empty()
+        assert notify.deliver_batch(ids) == "delivered 1, retrying 1, waiting 4"
+    sink.release()
+    session.expire_all()
+    rows = [session.get(Notification, i) for i in ids]
+    assert rows[0].delivered_at is not None
+    assert rows[1].attempts == 1 and rows[1].last_error.startswith(("TimeoutError", "SMTPServerDisconnected"))
+    assert all(r.attempts == 0 and r.delivered_at is None and r.enqueued_at > rows[1].created_at for r in rows[2:])
