@@ -1,7 +1,7 @@
 """The deadline sweep at national scale: find and enqueue what is due, then deliver it by e-mail.
 
     .venv/bin/python bench/sweep.py [--cases N] [--permits N] [--due N] [--now ISO] [--repeat N]
-                                    [--modes fork,simple,reuse] [--delivery-timeout S]
+                                    [--modes worker,fork] [--delivery-timeout S]
                                     [--redis-db N] [--profile] [--keep-db]
 
 Goals (the issue): with 1,000,000 cases and permits of which 10,000 are due, finding and
@@ -15,7 +15,7 @@ What it does, on loopback only:
      `--due` of them due at `now` in a fixed mix of events (bench/sweep_data.py), then ANALYZE;
   3. runs `jobs.sweep.run(now)` in this process with REDIS_URL on Redis db --redis-db (flushed
      before and after; the bench refuses a db other clients use), as the cron job does, and
-     times it; counts the notifications written and the rq jobs queued; says how much of the
+     times it; counts the notifications written and the rows queued for delivery; says how much of the
      time went to the transitions (lapses, expiries) and to rq's enqueueing, and the CPU used
      by this process and by its PostgreSQL backend (a figure other load on the machine does not
      inflate). It does so on --repeat - 1 copies of the loaded database first (CREATE DATABASE …
@@ -26,11 +26,11 @@ What it does, on loopback only:
   4. starts an SMTP sink on a loopback port (bench/smtp_sink.py) and two workers, and times until
      every notification is delivered, by the database (delivered_at) and by the sink, with the
      workers' CPU per message. Modes:
-     fork   = `flask --app wsgi jobs worker` (rq's Worker: one forked process per job);
-     simple = `flask --app wsgi jobs worker --simple` (SimpleWorker: jobs run in the worker);
-     reuse  = bench/sweep_worker.py: SimpleWorker whose jobs keep one SMTP connection open per
-              worker (jobs/notify.py unchanged; a shim for comparison only).
-     Between modes the rows are marked undelivered again and re-enqueued; a mode still running
+     worker = `flask --app wsgi jobs worker`, what `make run` and `serve` start (rq's
+              SimpleWorker: jobs run in the worker, which keeps its SMTP connection open);
+     fork   = `flask --app wsgi jobs worker --fork` (rq's Worker: one forked process per job).
+     The jobs are the sweep's: a batch of rows each (jobs.notify.deliver_batch). Between modes
+     the rows are marked undelivered again and re-enqueued the same way; a mode still running
      after --delivery-timeout is stopped and reported with what it delivered;
   5. prints a table of all figures and the goals.
 
@@ -79,10 +79,9 @@ GOAL_DELIVERY_S = 60.0
 REDIS_BASE = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/{db}")
 WORKERS = 2
 MODES = {
-    "fork": ("rq Worker (fork per job)", [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"]),
-    "simple": ("rq SimpleWorker (--simple)", [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker",
-                                             "--simple"]),
-    "reuse": ("SimpleWorker + 1 SMTP conn/worker", [sys.executable, str(HERE / "sweep_worker.py")]),
+    "worker": ("`jobs worker` (SimpleWorker)", [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"]),
+    "fork": ("`jobs worker --fork` (fork per job)", [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker",
+                                                      "--fork"]),
 }
 
 
@@ -92,7 +91,8 @@ class SweepRun:
     seconds: float
     counts: dict[str, int]
     notifications: int  # rows the run created (database count before/after)
-    queued: int  # jobs on the rq queue after the run
+    queued: int  # notification rows in the delivery jobs on the rq queue after the run
+    jobs: int = 0  # those jobs
     cpu: float = float("nan")  # this process's CPU during the run
     backend_cpu: float = float("nan")  # the CPU of the PostgreSQL backends serving it
     parts: dict[str, float] = field(default_factory=dict)  # wall seconds in the timed calls
@@ -227,15 +227,28 @@ def sweep(app: Any, dsn: str, now: datetime, label: str, timers: Timers, profile
             prof.disable()
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         queue = get_queue()
-        queued = queue.count if queue is not None else 0
+        queued, jobs = queued_rows(queue) if queue is not None else (0, 0)
     parts = timers.take()
     backend_after = backend_cpu(dsn)
     if prof:
         show_profile(prof)
-    result = SweepRun(label, seconds, parse_result(out), count_notifications(dsn) - before, queued, cpu, parts=parts)
+    result = SweepRun(label, seconds, parse_result(out), count_notifications(dsn) - before, queued, jobs, cpu,
+                      parts=parts)
     if backend_before is not None and backend_after is not None:
         result.backend_cpu = backend_after - backend_before
     return result
+
+
+def queued_rows(queue: Any) -> tuple[int, int]:
+    """(notification rows, jobs) waiting on the queue: a delivery job carries one row or a batch."""
+    rows = jobs = 0
+    for job in queue.get_jobs():
+        jobs += 1
+        if job.func_name == "jobs.notify.deliver_batch":
+            rows += len(job.args[0])
+        elif job.func_name == "jobs.notify.deliver":
+            rows += 1
+    return rows, jobs
 
 
 def show_profile(prof: cProfile.Profile) -> None:
@@ -259,26 +272,17 @@ def wind_back(dsn: str, loaded: Loaded) -> int:
 
 
 # -- delivery ------------------------------------------------------------------------------------
-def requeue_all(dsn: str, redis_url: str, queue_name: str) -> int:
-    """Every notification undelivered again and one delivery job each on a flushed queue, as the
-    sweep leaves them."""
-    from rq import Queue
+def requeue_all(app: Any, dsn: str) -> int:
+    """Every notification undelivered again and enqueued on a flushed queue as the sweep does."""
+    from jobs.sweep import enqueue_deliveries
 
-    from jobs.notify import RETRY
-
-    conn = redis.Redis.from_url(redis_url)
-    conn.flushdb()
     with psycopg.connect(dsn) as db:
         db.execute("UPDATE notifications SET delivered_at = NULL, failed_at = NULL, attempts = 0, last_error = NULL")
         ids = [r[0] for r in db.execute("SELECT id FROM notifications ORDER BY id")]
         db.commit()
-    queue = Queue(queue_name, connection=conn)
-    for start in range(0, len(ids), 1000):
-        with conn.pipeline() as pipe:
-            queue.enqueue_many([Queue.prepare_data("jobs.notify.deliver", (i,), retry=RETRY,
-                                                   failure_ttl=7 * 24 * 3600) for i in ids[start:start + 1000]],
-                               pipeline=pipe)
-            pipe.execute()
+    with app.app_context():
+        redis.Redis.from_url(app.config["REDIS_URL"]).flushdb()
+        enqueue_deliveries(ids)
     return len(ids)
 
 
@@ -388,8 +392,8 @@ def report(loaded: Loaded, load_seconds: float, firsts: list[SweepRun], runs: li
             goal = f"≤ {GOAL_SWEEP_S:g} s: " + ("(under cProfile)" if profiled else verdict(r.seconds, GOAL_SWEEP_S))
         if r is not median or len(firsts) == 1:
             rows.append((r.label, f"{r.seconds:.2f} s", goal))
-        rows.append(("  rows handled / notifications / jobs on the queue",
-                     f"{handled:,} / {r.notifications:,} / {r.queued:,}", ""))
+        rows.append(("  rows handled / notifications / rows queued in jobs",
+                     f"{handled:,} / {r.notifications:,} / {r.queued:,} in {r.jobs:,}", ""))
         if r is median:
             rows.append(("  of which escalated / lapsed / expired / requeued",
                          " / ".join(f"{c.get(k, 0):,}" for k in ("escalated", "lapsed", "expired", "requeued")), ""))
@@ -433,8 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--permits", type=int, default=300_000)
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--now", help="ISO-8601 moment of the sweep (UTC if no zone); default: now")
-    parser.add_argument("--modes", default="fork,simple,reuse",
-                        help="delivery runs, comma-separated: fork, simple, reuse; empty: none")
+    parser.add_argument("--modes", default="worker",
+                        help="delivery runs, comma-separated: worker, fork; empty: none")
     parser.add_argument("--redis-db", type=int, default=15, help="Redis db used and flushed (not the tests' 0-2)")
     parser.add_argument("--delivery-timeout", type=float, default=300.0)
     parser.add_argument("--repeat", type=int, default=3,
@@ -499,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         first = sweep(app, dsn, now, "sweep: find and enqueue", timers, profile=args.profile and not firsts)
         firsts.append(first)
         print(f"sweep: {first.counts} in {first.seconds:.2f} s; {first.notifications:,} notifications, "
-              f"{first.queued:,} jobs queued", flush=True)
+              f"{first.queued:,} rows queued in {first.jobs:,} jobs", flush=True)
         again = sweep(app, dsn, now, "sweep again at the same now", timers)
         runs.append(again)
         print(f"again: {again.counts} in {again.seconds:.2f} s; {again.notifications} notifications", flush=True)
@@ -507,14 +511,14 @@ def main(argv: list[str] | None = None) -> int:
         replay = sweep(app, dsn, now, f"replay {wound:,} reminders (keys refuse)", timers)
         runs.append(replay)
         print(f"replay: {replay.counts} in {replay.seconds:.2f} s; {replay.notifications} notifications, "
-              f"{replay.queued:,} jobs queued", flush=True)
+              f"{replay.queued:,} rows queued in {replay.jobs:,} jobs", flush=True)
         app.extensions["db_engine"].dispose()
 
         expected = count_notifications(dsn)
         with SmtpSink() as sink:
             for i, mode in enumerate(modes):
                 if i or first.queued != expected:
-                    requeue_all(dsn, redis_url, app.config["RQ_QUEUE"])
+                    requeue_all(app, dsn)
                 print(f"delivering {expected:,} with {WORKERS} × {MODES[mode][0]} to the sink on port {sink.port} …",
                       flush=True)
                 d = deliver(mode, dsn, url, redis_url, sink, expected, args.delivery_timeout)

@@ -51,6 +51,16 @@ def enqueue_after_commit(session: Session, func: str, *args: Any) -> None:
     session.info.setdefault(PENDING, []).append((func, args))
 
 
+def take_pending(session: Session, func: str) -> list[tuple[Any, ...]]:
+    """Remove and return the arguments of `func` jobs the session would enqueue after its commit,
+    for a caller that enqueues them itself (the sweep batches the lapses' deliveries with its own)."""
+    pending = session.info.get(PENDING, [])
+    taken = [args for f, args in pending if f == func]
+    if taken:
+        session.info[PENDING] = [(f, args) for f, args in pending if f != func]
+    return taken
+
+
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING, [])
     if not pending:

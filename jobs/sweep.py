@@ -11,8 +11,9 @@ recipients of the whole batch read in one or two queries (the staff once per run
 the users many), the outbox rows written by one INSERT … ON CONFLICT DO NOTHING, and the new
 `next_event_at` by one UPDATE. Only the rows that change state go through the ORM, one at a
 time, because each is a real transition with its audit entry or permit event: lapses through
-`engine.fire`, expiries through `permits.fire`. The delivery jobs of a batch are enqueued
-together (`Queue.enqueue_many`, pipelined) after its commit.
+`engine.fire`, expiries through `permits.fire`, whose writes for the whole batch go in one
+flush. After each commit the batch's outbox rows, the lapses' included, are enqueued
+DELIVERY_BATCH rows to a job (`jobs.notify.deliver_batch`), all in one pipeline.
 """
 from __future__ import annotations
 
@@ -37,10 +38,6 @@ from . import grant_reports
 
 log = logging.getLogger(__name__)
 BATCH = 2000
-DELIVER = "jobs.notify.deliver"
-# What jobs/queue.py gives every delivery job (`_after_commit`): rq's failed-job record is kept a week.
-FAILURE_TTL = 7 * 24 * 3600
-ENQUEUE_CHUNK = 1000
 LAPSE_COMMENT = "مهلت اصلاح به پایان رسید؛ درخواست به‌طور خودکار مختومه شد."
 
 
@@ -207,11 +204,13 @@ def _sweep_permits(session: Session, now: datetime, result: SweepResult) -> int:
             event = pending[0]
             note = _permit_note(permit, event, members.get(permit.organization_id, ()))
             if event.kind == "expire":
-                permits.fire(session, permit, "expire", None, now=now)
+                permits.fire(session, permit, "expire", None, now=now, flush=False)
                 result.expired += 1
             notes.append(note)
             cursor = next_after(permit_events(permit), event.at)
         permit.next_event_at = cursor
+    # The permits are locked above (FOR UPDATE), so their versions still hold.
+    permits.write_fired(session, orm)
     _write(session, notes, now, result)
     # Like the cases': bookkeeping does not move the version a director's form carries.
     _bookkeeping(session, Permit.__table__, bookkeeping)
@@ -314,35 +313,35 @@ def _requeue(session: Session, now: datetime, result: SweepResult) -> int:
 
 
 def enqueue_deliveries(ids: list[int]) -> None:
-    """One delivery job per outbox row, pipelined a thousand at a time; call after the commit.
+    """Delivery jobs of DELIVERY_BATCH rows each, in one pipeline; call after the commit.
 
-    `Queue.enqueue_many` costs about half of one `enqueue` per job. If Redis is down the rows
-    stay undelivered in the outbox and a later sweep enqueues them again (`_requeue`).
+    If Redis is down the rows stay undelivered in the outbox and a later sweep enqueues them
+    again (`_requeue`).
     """
     from rq import Queue
 
-    from .notify import RETRY
+    from .notify import DELIVER_BATCH, DELIVERY_BATCH, FAILURE_TTL, RETRY
     from .queue import get_queue
 
     if not ids:
         return
     queue = get_queue()
     if queue is None:
-        log.info("no Redis configured; %d job(s) left in the outbox", len(ids))
+        log.info("no Redis configured; %d row(s) left in the outbox", len(ids))
         return
     try:
-        for start in range(0, len(ids), ENQUEUE_CHUNK):
-            # No MULTI/EXEC: each job's commands still go in order, and a job that did not make it
-            # is one whose row the sweep enqueues again.
-            with queue.connection.pipeline(transaction=False) as pipe:
-                queue.enqueue_many(
-                    [Queue.prepare_data(DELIVER, (i,), retry=RETRY, failure_ttl=FAILURE_TTL)
-                     for i in ids[start:start + ENQUEUE_CHUNK]],
-                    pipeline=pipe,
-                )
-                pipe.execute()
+        # No MULTI/EXEC: each job's commands still go in order, and a job that did not make it
+        # holds rows the sweep enqueues again.
+        with queue.connection.pipeline(transaction=False) as pipe:
+            queue.enqueue_many(
+                [Queue.prepare_data(DELIVER_BATCH, (ids[start:start + DELIVERY_BATCH],), retry=RETRY,
+                                    failure_ttl=FAILURE_TTL)
+                 for start in range(0, len(ids), DELIVERY_BATCH)],
+                pipeline=pipe,
+            )
+            pipe.execute()
     except redis.RedisError:
-        log.exception("enqueue failed; %d job(s) stay in the outbox", len(ids) - start)
+        log.exception("enqueue failed; %d row(s) stay in the outbox", len(ids))
 
 
 def sweep_once(session: Session, now: datetime, context: _Context | None = None) -> tuple[SweepResult, bool]:
@@ -362,6 +361,8 @@ def run(now: datetime | None = None) -> str:
     from workflow import db
 
     from .context import app_context
+    from .notify import DELIVER
+    from .queue import take_pending
 
     total = SweepResult()
     context = _Context()
@@ -370,6 +371,8 @@ def run(now: datetime | None = None) -> str:
         with db.new_session() as session:
             for _ in range(10_000):
                 result, more = sweep_once(session, now, context)
+                # The lapses' own rows go into the batch jobs too, rather than a job each.
+                result.jobs += [args[0] for args in take_pending(session, DELIVER)]
                 session.commit()
                 enqueue_deliveries(result.jobs)
                 total.add(result)

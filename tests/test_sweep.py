@@ -98,9 +98,17 @@ def test_permit_reminders_expiry_and_grace(app, api, session):
         sweep(app, end - timedelta(days=days))
         assert kind in {k for k, _ in kinds(session, permit_id=permit.id)}
     assert api.client.get(f"/api/v1/permits/{number}").get_json()["state"] == "active"
+    session.expire_all()
+    before = session.get(Permit, permit.id)
+    version, seq = before.version, before.last_seq
     out = sweep(app, end + timedelta(seconds=1))
     assert "expired 1" in out
     assert api.client.get(f"/api/v1/permits/{number}").get_json()["state"] == "expired"
+    session.expire_all()
+    expired = session.get(Permit, permit.id)
+    # One transition: the version moves once, the event's seq is the permit's next.
+    assert (expired.state, expired.version, expired.last_seq) == ("expired", version + 1, seq + 1)
+    assert expired.next_event_at == end + timedelta(days=90)
     sweep(app, end + timedelta(days=91))
     got = kinds(session, permit_id=permit.id)
     assert [k for k, u in got if u == "ngo"] == ["expire", "grace_end", "permit_30d", "permit_60d", "permit_7d"]
