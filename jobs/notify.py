@@ -71,8 +71,6 @@ class _Temporary(Exception):
 def deliver(notification_id: int) -> str:
     """One row; on a temporary failure the error propagates and rq retries the job."""
     with app_context():
-        from workflow import db
-
         with _rows() as rows:
             try:
                 return _attempt(rows, notification_id, _retry_delay)

@@ -8,7 +8,7 @@ preferences and read marks.
 """
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask_babel import gettext as _
 from flask_login import current_user
 

@@ -25,8 +25,6 @@ from ..services import applications
 from ..services import grants as grant_service
 from ..states import grant_request
 
-MAX_ID = 2**31 - 1  # ids are INTEGER columns
-
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 # Actions on one tranche: shown in the tranche panel, never as the case's generic buttons.
@@ -39,13 +37,6 @@ TRANCHE_VERBS = {"release": "release_tranche", "accept": "accept_report", "retur
 @login_required
 def _signed_in() -> None:
     return None
-
-
-@bp.url_value_preprocessor
-def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """An id past PostgreSQL's integer is no row of ours: 404 here, not a database error later."""
-    if any(isinstance(v, int) and v > MAX_ID for v in (values or {}).values()):
-        abort(404)
 
 
 def _report_form(case: Case, item: Tranche, formdata: Any = None) -> ReportForm:
