@@ -79,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     from .views import (  # noqa: F401 (permits_api, grants_api: routes on api.bp)
         admin, api, auth, cases, grants_api, notifications, permits_api, portal, programmes, public, queues,
     )
+    from .views import audit
     from .extensions import csrf
 
     app.register_blueprint(auth.bp)
@@ -90,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(programmes.bp)
+    app.register_blueprint(audit.bp)
     from .views import statistics  # the statistics page and its CSV
 
     app.register_blueprint(statistics.bp)

@@ -61,6 +61,20 @@ FIELD_LABELS = {
 
 def label(table: dict[str, object], key: str | None) -> str:
     return str(table.get(key or "", key or ""))
+
+
+# Kinds of stored documents: uploads, and the letters and certificate a decision issues.
+DOCUMENT_KINDS = {
+    "statute": _l("Statute (PDF)"), "receipt": _l("Receipt"), "approval_letter": _l("Approval letter"),
+    "rejection_letter": _l("Rejection letter"), "certificate": _l("Permit certificate"),
+}
+# Keys inside an application's lists and an entry's details, as the auditor console shows them.
+RECORD_LABELS = {
+    "full_name": _l("Full name"), "national_id": _l("National ID"), "item": _l("Item"), "rials": _l("Amount"),
+    "budgeted_rials": _l("Amount budgeted"), "spent_rials": _l("Amount spent"), "score": _l("Score"),
+    "amount_rials": _l("Amount"), "tranches": _l("Tranches"), "tranche": _l("Tranche"),
+    "lines": _l("Spending lines"), "documents": _l("Letters issued"),
+}
 # The statistics page's figures (workflow/services/statistics.py), as officials name them.
 STATISTICS = {
     "permits_issued": _l("Permits issued"),

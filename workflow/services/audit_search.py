@@ -1,0 +1,291 @@
+"""The auditor console's queries: decisions (audit entries) with their cases, filtered, within the
+reader's jurisdiction, newest first, and never unbounded.
+
+Rows are plain tuples (no ORM objects): a page reads 50 of them and an export up to
+`EXPORT_CAP`, streamed, so what the console costs does not grow with the history's length.
+Filters arrive as text typed by people (Jalali dates in either digit script, names with Arabic
+or Persian letters); `read_filters` turns every kind of junk into a field message, never into
+an exception past it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from .. import calendar, registry
+from ..errors import NotFound
+from ..models import AuditEntry, Case, Document, Organization, Snapshot, User
+from ..models.places import Province
+from ..text import ascii_digits, name_key, normalize_line
+
+PAGE = 50
+COUNT_CAP = 1000  # "more than 1,000 found": counting further only costs the database
+EXPORT_CAP = 50_000  # rows of one CSV export; past it the file says so in its last row
+MAX_TEXT = 200  # longest organisation or reviewer text searched for
+MAX_ID = 2**31 - 1  # ids are INTEGER columns
+STATE_OF = ("entry", "case")  # the state filter reads the entry's to_state, or the case's state now
+
+
+def kinds() -> list[str]:
+    return sorted(registry.PROCESSES)
+
+
+def actions() -> list[str]:
+    """Every action a case process records (permit events are another history)."""
+    return sorted({r.action for p in registry.PROCESSES.values() for r in p.rules})
+
+
+def states() -> list[str]:
+    return sorted({s for p in registry.PROCESSES.values() for s in p.states})
+
+
+@dataclass
+class Filters:
+    """What the auditor typed (kept as typed, to fill the form and the links again) and what it
+    means for the query."""
+
+    org: str = ""
+    reviewer: str = ""
+    action: str = ""
+    state: str = ""
+    state_of: str = "entry"
+    kind: str = ""
+    date_from: str = ""
+    date_to: str = ""
+    case: str = ""
+    start: datetime | None = None  # UTC, inclusive: Tehran midnight at the start of date_from
+    end: datetime | None = None  # UTC, exclusive: Tehran midnight after date_to
+    case_id: int | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def args(self) -> dict[str, str]:
+        """The filters as query arguments, for the next page's link and the export's."""
+        values = {"org": self.org, "reviewer": self.reviewer, "action": self.action, "state": self.state,
+                  "kind": self.kind, "from": self.date_from, "to": self.date_to, "case": self.case}
+        if self.state and self.state_of != "entry":
+            values["state_of"] = self.state_of
+        return {k: v for k, v in values.items() if v}
+
+
+def _day_start(day: date) -> datetime:
+    """Tehran midnight of a day, in UTC: the office's day, not UTC's, bounds the range."""
+    return datetime.combine(day, time(), tzinfo=calendar.TEHRAN).astimezone(timezone.utc)
+
+
+def _jalali(text: str) -> date:
+    try:
+        return calendar.parse_jalali_date(text)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(text) from exc
+
+
+def read_filters(args: Mapping[str, str]) -> Filters:
+    """The console's filters from a query string; what cannot be read is named in `errors` and
+    left out of the query (the page still answers, with the message beside the field)."""
+    def text(name: str) -> str:
+        value = args.get(name, "")
+        return normalize_line(value)[:MAX_TEXT] if isinstance(value, str) else ""
+
+    def typed(name: str) -> str:
+        """Dates and numbers stay as typed (in Persian digits, say); the parsers read any digits."""
+        value = args.get(name, "")
+        return value.strip()[:MAX_TEXT] if isinstance(value, str) else ""
+
+    f = Filters(org=text("org"), reviewer=text("reviewer"), action=text("action"), state=text("state"),
+                kind=text("kind"), date_from=typed("from"), date_to=typed("to"), case=typed("case"))
+    state_of = text("state_of")
+    f.state_of = state_of if state_of in STATE_OF else "entry"
+    if f.action and f.action not in actions():
+        f.errors["action"] = _("Unknown action.")
+        f.action = ""
+    if f.state and f.state not in states():
+        f.errors["state"] = _("Unknown state.")
+        f.state = ""
+    if f.kind and f.kind not in registry.PROCESSES:
+        f.errors["kind"] = _("Unknown kind.")
+        f.kind = ""
+    if f.case:
+        number = ascii_digits(f.case).lstrip("#")
+        if number.isdigit() and 0 < int(number) <= MAX_ID:
+            f.case_id = int(number)
+        else:
+            f.errors["case"] = _("A case number, such as 125.")
+    message = _("Enter a Jalali date such as 1404/01/15.")
+    first = last = None
+    if f.date_from:
+        try:
+            first = _jalali(f.date_from)
+            f.start = _day_start(first)
+        except (ValueError, OverflowError):
+            f.errors["from"] = message
+    if f.date_to:
+        try:
+            last = _jalali(f.date_to)
+            f.end = _day_start(last + timedelta(days=1))
+        except (ValueError, OverflowError):
+            f.errors["to"] = message
+    if first and last and first > last:
+        f.errors["to"] = _("The end of the range is before its start.")
+        f.start = f.end = None
+    return f
+
+
+def scope(user: User) -> list[Any]:
+    """The cases this reader may see as staff: their province (and county), or all of them for
+    national staff — the engine's jurisdiction, in SQL. Drafts were never shown to staff."""
+    where: list[Any] = [Case.submitted_at.is_not(None)]
+    if user.province_id is not None:
+        where.append(Case.province_id == user.province_id)
+    if user.county_id is not None:
+        where.append(Case.county_id == user.county_id)
+    return where
+
+
+Actor = aliased(User, name="actor")
+
+# One row of the console and of the export.
+COLUMNS = (
+    AuditEntry.id, AuditEntry.case_id, AuditEntry.seq, AuditEntry.at, AuditEntry.role, AuditEntry.action,
+    AuditEntry.from_state, AuditEntry.to_state, AuditEntry.comment, AuditEntry.hash, AuditEntry.snapshot_hash,
+    Case.kind, Case.state.label("case_state"), Organization.name.label("organization"),
+    Province.name_fa.label("province_fa"), Province.name_en.label("province_en"),
+    Actor.name.label("actor_name"), Actor.email.label("actor_email"),
+)
+
+
+def query(user: User, f: Filters) -> Select[Any]:
+    """Entries matching the filters in the reader's jurisdiction, newest first."""
+    q = (select(*COLUMNS)
+         .select_from(AuditEntry)
+         .join(Case, Case.id == AuditEntry.case_id)
+         .join(Organization, Organization.id == Case.organization_id)
+         .join(Province, Province.id == Case.province_id)
+         .outerjoin(Actor, Actor.id == AuditEntry.actor_id)
+         .where(*scope(user)))
+    if f.org:
+        q = q.where(Organization.name_key.contains(name_key(f.org), autoescape=True))
+    if f.reviewer:
+        q = q.where(or_(Actor.name.icontains(f.reviewer, autoescape=True),
+                        Actor.email.icontains(f.reviewer, autoescape=True)))
+    if f.action:
+        q = q.where(AuditEntry.action == f.action)
+    if f.state:
+        q = q.where((Case.state if f.state_of == "case" else AuditEntry.to_state) == f.state)
+    if f.kind:
+        q = q.where(Case.kind == f.kind)
+    if f.case_id is not None:
+        q = q.where(AuditEntry.case_id == f.case_id)
+    if f.start is not None:
+        q = q.where(AuditEntry.at >= f.start)
+    if f.end is not None:
+        q = q.where(AuditEntry.at < f.end)
+    return q.order_by(AuditEntry.id.desc())
+
+
+def page(session: Session, user: User, f: Filters, before: int | None = None,
+         limit: int = PAGE) -> tuple[list[Any], bool]:
+    """One page of entries older than entry `before` (keyset: as cheap at the end as at the start)."""
+    q = query(user, f)
+    if before is not None:
+        q = q.where(AuditEntry.id < before)
+    rows = list(session.execute(q.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def count(session: Session, user: User, f: Filters, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """How many entries match, counted up to `cap`; True when there are more."""
+    ids = query(user, f).with_only_columns(AuditEntry.id).order_by(None).limit(cap + 1).subquery()
+    n = session.scalar(select(func.count()).select_from(ids)) or 0
+    return min(n, cap), n > cap
+
+
+def stream(session: Session, user: User, f: Filters, cap: int = EXPORT_CAP) -> Iterator[Any]:
+    """Up to `cap` + 1 matching rows, fetched in batches (a server-side cursor on PostgreSQL):
+    the caller tells a reader when the last one is past the cap."""
+    result = session.execute(query(user, f).limit(cap + 1).execution_options(yield_per=1000))
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+# -- one case's history ------------------------------------------------------------------------
+
+def entries(session: Session, case: Case) -> list[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.case_id == case.id).order_by(AuditEntry.seq)
+    return list(session.scalars(query))
+
+
+def issued_documents(session: Session, case: Case) -> dict[tuple[str, str], Document]:
+    """The case's letters and certificate by (kind, sha256), to link the hashes an entry records."""
+    from ..letters import KINDS
+
+    docs = session.scalars(select(Document).where(Document.case_id == case.id, Document.kind.in_(KINDS)))
+    return {(d.kind, d.sha256): d for d in docs}
+
+
+def entry(session: Session, case: Case, seq: int) -> AuditEntry:
+    if not 0 < seq <= MAX_ID:
+        raise NotFound(_("No such entry."))
+    found = session.scalar(select(AuditEntry).where(AuditEntry.case_id == case.id, AuditEntry.seq == seq))
+    if found is None:
+        raise NotFound(_("No such entry."))
+    return found
+
+
+@dataclass
+class SnapshotView:
+    """A snapshot as stored, read back: its text, whether that text still hashes to the name the
+    entry records, and its content."""
+
+    hash: str
+    body: str
+    intact: bool
+    content: dict[str, Any]
+
+
+def snapshot(session: Session, digest: str | None) -> SnapshotView | None:
+    if not digest:
+        return None
+    row = session.get(Snapshot, digest)
+    if row is None:
+        return None
+    try:
+        content = json.loads(row.body)
+    except ValueError:
+        content = {}
+    if not isinstance(content, dict):
+        content = {}
+    intact = hashlib.sha256(row.body.encode()).hexdigest() == digest
+    return SnapshotView(hash=digest, body=row.body, intact=intact, content=content)
+
+
+def changed_keys(before: SnapshotView | None, after: SnapshotView | None) -> set[str]:
+    """The application's fields that differ between two snapshots (what changed in between)."""
+    if before is None or after is None:
+        return set()
+    old, new = before.content.get("data") or {}, after.content.get("data") or {}
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return set()
+    return {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+
+
+def in_scope(user: User, case: Case) -> bool:
+    """The case is in the reader's jurisdiction (the same rule as `scope`, for one loaded case)."""
+    return bool(case.submitted_at is not None
+                and (user.province_id is None or user.province_id == case.province_id)
+                and (user.county_id is None or user.county_id == case.county_id))
+
+
+__all__ = ["COUNT_CAP", "EXPORT_CAP", "PAGE", "Filters", "SnapshotView", "actions", "changed_keys", "count",
+           "entries", "entry", "in_scope", "issued_documents", "kinds", "page", "query", "read_filters",
+           "scope",
+           "snapshot", "states", "stream"]
