@@ -25,7 +25,7 @@ from typing import Any
 import redis
 from flask import current_app
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from workflow import engine, registry
 from workflow.deadlines import Event, case_events, next_after, permit_events
@@ -150,7 +150,9 @@ def _sweep_cases(session: Session, now: datetime, result: SweepResult, context: 
     _bookkeeping(session, Case.__table__, bookkeeping)
     if lapsing:
         # Each lapse is a real transition (authorised as the system, audited, applicants told).
-        for case in session.scalars(select(Case).where(Case.id.in_(lapsing)).order_by(Case.id)):
+        # The documents come with the batch: each entry's snapshot lists them.
+        lapses = select(Case).where(Case.id.in_(lapsing)).order_by(Case.id).options(selectinload(Case.documents))
+        for case in session.scalars(lapses):
             engine.fire(session, case, "lapse", None, now=now, comment=LAPSE_COMMENT)
             result.lapsed += 1
     return len(due)
