@@ -87,3 +87,11 @@ def test_the_engine_refuses_auditors_whatever_their_other_roles(app: Any, api: A
         except Forbidden:
             s.rollback()
         assert s.get(Case, case_id).state == "awaiting_decision"
+
+
+def test_nul_anywhere_in_the_query_is_a_400(api: Api, web: Web) -> None:
+    """A NUL sent percent-encoded in a query is refused before any page reads it."""
+    web.login("auditor")
+    for url in ("/audit?org=%00", "/audit/decisions?organization=a%00b", "/programmes?x=1&x=%00"):
+        assert web.client.get(url).status_code == 400, url
+    assert api.get("/api/v1/queue?kind=%00", "intake").status_code == 400

@@ -23,6 +23,8 @@ class Permit(Base):
     __table_args__ = (
         Index("ix_permits_state_valid_until", "state", "valid_until"),
         Index("ix_permits_next_event_at", "next_event_at"),
+        # A province's permits, for its statistics.
+        Index("ix_permits_province_id", "province_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,7 +57,7 @@ class PermitEvent(Base):
     """One row per change of a permit's state or validity, written with the change."""
 
     __tablename__ = "permit_events"
-    __table_args__ = (UniqueConstraint("permit_id", "seq"),)
+    __table_args__ = (UniqueConstraint("permit_id", "seq"), Index("ix_permit_events_at", "at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     permit_id: Mapped[int] = mapped_column(ForeignKey("permits.id"), index=True)

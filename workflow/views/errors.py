@@ -52,7 +52,9 @@ def register(app: Flask) -> None:
         # before anything reads the body, or the stream is already open without it.
         if wants_json() and request.endpoint not in UPLOAD_ENDPOINTS:
             request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
-        if "\x00" in request.full_path or any(_has_nul(v) for v in request.form.values()):
+        # The query string is looked at decoded: "%00" in the raw path is three harmless characters.
+        if "\x00" in request.path or any(_has_nul(v) for _k, v in request.args.items(multi=True)) or any(
+                _has_nul(v) for _k, v in request.form.items(multi=True)):
             abort(400)
         limit = current_app.config["API_MAX_BODY_BYTES"]
         if request.is_json and request.content_length and request.content_length <= limit:
