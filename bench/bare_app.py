@@ -10,12 +10,12 @@ It sends the database the same statements, in the same order and one transaction
     case, its permit and documents
         SELECT cases.*, documents.*, permits.* FROM cases LEFT JOIN documents LEFT JOIN permits
         WHERE cases.id = ? ORDER BY documents.id
-    snapshot     INSERT INTO snapshots (hash, body, created_at) … ON CONFLICT (hash) DO NOTHING
-                 (what the actor saw: the case's canonical JSON and its SHA-256)
     transition   UPDATE cases SET state, version, updated_at, state_entered_at, due_at,
                  next_event_at, last_seq, head_hash WHERE id = ? AND version = ?   (no row: 409)
-    audit        INSERT INTO audit_entries … RETURNING id (chained: SHA-256 of the previous
-                 head and the entry's canonical text, computed by workflow.chain_encoding)
+    audit        WITH snapshot AS (INSERT INTO snapshots … ON CONFLICT (hash) DO NOTHING)
+                 INSERT INTO audit_entries … RETURNING id (what the actor saw, as canonical JSON,
+                 and the entry chained: SHA-256 of the previous head and the entry's canonical
+                 text, computed by workflow.chain_encoding)
     outbox       INSERT INTO notifications … SELECT the organisation's applicants … RETURNING id
     COMMIT
 
@@ -95,8 +95,9 @@ UPDATE_SQL = (
     "UPDATE cases SET state = %s, version = %s, updated_at = %s, state_entered_at = %s, due_at = %s, "
     "last_seq = %s, next_event_at = %s, head_hash = %s WHERE cases.id = %s AND cases.version = %s"
 )
-SNAPSHOT_SQL = "INSERT INTO snapshots (hash, body, created_at) VALUES (%s, %s, %s) ON CONFLICT (hash) DO NOTHING"
 AUDIT_SQL = (
+    "WITH snapshot AS (INSERT INTO snapshots (hash, body, created_at) VALUES (%s, %s, %s) "
+    "ON CONFLICT (hash) DO NOTHING) "
     "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment, "
     "details, snapshot_hash, prev_hash, hash) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_entries.id"
@@ -244,7 +245,6 @@ def transition(case_id: int) -> Any:
                           for d in rows if d[D_ID] is not None],
         })
         snapshot_hash = hashlib.sha256(snapshot.encode()).hexdigest()
-        conn.execute(SNAPSHOT_SQL, (snapshot_hash, snapshot, now))
         # Due date and the first deadline event (half the SLA), as workflow.deadlines derives them.
         days, off = WORKING_DAYS[dest], holidays(conn)
         due = add_working_days(now, days, thursday_off=THURSDAY_OFF, holidays=off)
@@ -262,8 +262,8 @@ def transition(case_id: int) -> Any:
             if updated.rowcount != 1:
                 conn.rollback()
                 return error(409, "conflict", CHANGED)
-            conn.execute(AUDIT_SQL, (case_id, seq, now, user_id, role, action, from_state, dest, text or None, None,
-                                     snapshot_hash, prev, head))
+            conn.execute(AUDIT_SQL, (snapshot_hash, snapshot, now, case_id, seq, now, user_id, role, action,
+                                     from_state, dest, text or None, None, snapshot_hash, prev, head))
             if action in NOTIFY:
                 payload = Jsonb({"case_id": case_id, "action": action, "state": dest, "comment": text})
                 conn.execute(NOTIFY_SQL, (case_id, f"case.{action}", payload, now, now, case[C_ORG])).fetchall()

@@ -56,16 +56,24 @@ def snapshot_text(case: Case) -> str:
     })
 
 
-def store_snapshot(session: Session, text: str) -> str:
-    """Keep the snapshot (once per distinct content) and return its hash."""
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    dialect = session.get_bind().dialect.name
+def snapshot_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def snapshot_insert(dialect: str):  # type: ignore[no-untyped-def]
+    """INSERT INTO snapshots … ON CONFLICT (hash) DO NOTHING, for `dialect` (postgresql, sqlite)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(Snapshot.__table__).on_conflict_do_nothing(index_elements=["hash"])
-    session.connection().execute(statement, {"hash": digest, "body": text, "created_at": utcnow()})
+    return dialect_insert(Snapshot.__table__).on_conflict_do_nothing(index_elements=["hash"])
+
+
+def store_snapshot(session: Session, text: str) -> str:
+    """Keep the snapshot (once per distinct content) and return its hash."""
+    digest = snapshot_digest(text)
+    session.connection().execute(snapshot_insert(session.get_bind().dialect.name),
+                                  {"hash": digest, "body": text, "created_at": utcnow()})
     return digest
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import registry
-from .audit_chain import entry_hash, snapshot_text, store_snapshot
+from .audit_chain import entry_hash, snapshot_digest, snapshot_insert, snapshot_text, store_snapshot
 from .read_only import refuse_auditors
 from .calendar import add_working_days
 from .deadlines import next_after, state_events
@@ -193,8 +193,10 @@ def fire(
     from_state = case.state
     version_read = case.version
     try:
-        # What the actor saw, frozen before anything changes; its hash goes into the entry.
-        snapshot_hash = store_snapshot(session, snapshot_text(case))
+        # What the actor saw, frozen before anything changes; its hash goes into the entry, and
+        # the text is stored with the entry (_write_entry).
+        snapshot = snapshot_text(case)
+        snapshot_hash = snapshot_digest(snapshot)
         # Read before the case is touched: a query now would autoflush the half-changed case
         # and move its version twice in one transition.
         days_off = holidays(session) if rule.dest in process.deadlines else frozenset()
@@ -227,7 +229,7 @@ def fire(
             _write_case(session, case)
         else:  # an effect flushed it (a permit needed its id): only the head is left to write
             _write_head(session, case, link_hash)
-        entry = _write_entry(session, **link, prev_hash=prev_hash, hash=link_hash)
+        entry = _write_entry(session, snapshot, **link, prev_hash=prev_hash, hash=link_hash)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
@@ -301,17 +303,29 @@ def _write_head(session: Session, case: Case, head: str) -> None:
 
 
 @functools.cache
-def _entry_insert():  # type: ignore[no-untyped-def]
+def _entry_insert(dialect: str):  # type: ignore[no-untyped-def]
+    """INSERT the entry RETURNING its id; on PostgreSQL with its snapshot's INSERT as a CTE, so
+    both rows take one round trip (SQLite has no data-modifying CTEs: two statements there)."""
     table = AuditEntry.__table__
-    return table.insert().returning(table.c.id)
+    statement = table.insert().returning(table.c.id)
+    if dialect == "postgresql":
+        snapshot = snapshot_insert(dialect).values(
+            hash=bindparam("snapshot_key"), body=bindparam("snapshot_body"), created_at=bindparam("snapshot_at"))
+        statement = statement.add_cte(snapshot.cte("snapshot"))
+    return statement
 
 
-def _write_entry(session: Session, **values: Any) -> AuditEntry:
-    """INSERT the audit entry (Core) and return it as an object of the session.
-
-    The unit of work would do the same INSERT at several times the CPU.
-    """
-    entry_id = session.connection().execute(_entry_insert(), values).scalar_one()
+def _write_entry(session: Session, snapshot: str, **values: Any) -> AuditEntry:
+    """INSERT the audit entry and the snapshot it names (Core) and return the entry as an object
+    of the session. The unit of work would do the same INSERT at several times the CPU."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    params = dict(values)
+    if dialect == "postgresql":
+        params.update(snapshot_key=values["snapshot_hash"], snapshot_body=snapshot, snapshot_at=values["at"])
+    else:
+        store_snapshot(session, snapshot)
+    entry_id = connection.execute(_entry_insert(dialect), params).scalar_one()
     entry = AuditEntry(id=entry_id, **values)
     make_transient_to_detached(entry)  # a row that exists: loaded, not pending
     session.add(entry)
