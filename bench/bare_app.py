@@ -12,11 +12,13 @@ It sends the database the same statements, in the same order and one transaction
         WHERE cases.id = ? ORDER BY documents.id
     transition   UPDATE cases SET state, version, updated_at, state_entered_at, due_at,
                  next_event_at, last_seq, head_hash WHERE id = ? AND version = ?   (no row: 409)
-    audit        WITH snapshot AS (INSERT INTO snapshots … ON CONFLICT (hash) DO NOTHING)
-                 INSERT INTO audit_entries … RETURNING id (what the actor saw, as canonical JSON,
-                 and the entry chained: SHA-256 of the previous head and the entry's canonical
-                 text, computed by workflow.chain_encoding)
-    outbox       INSERT INTO notifications … SELECT the organisation's applicants … RETURNING id
+    audit        WITH snapshot AS (INSERT INTO snapshots … ON CONFLICT (hash) DO NOTHING),
+                      notes AS (INSERT INTO notifications … SELECT the organisation's applicants
+                                … RETURNING id)
+                 INSERT INTO audit_entries … RETURNING id, (SELECT array_agg(id) FROM notes)
+                 (what the actor saw, as canonical JSON; the entry chained: SHA-256 of the
+                 previous head and the entry's canonical text, by workflow.chain_encoding;
+                 the outbox rows of the organisation's applicants)
     COMMIT
 
 and, like the real app, `SELECT day FROM holidays` at most once a minute per process (the due
@@ -63,7 +65,6 @@ RULES = {
 FIREABLE = frozenset({"accept"})
 WORKING_DAYS = {"under_review": 10}  # the SLA of accept's destination
 HOLIDAYS_TTL = 60.0
-NOTIFY = frozenset({"accept", "return_for_correction", "approve", "reject"})
 
 USER_SQL = (
     "SELECT users.id, users.email, users.name, users.password_hash, users.province_id, users.county_id, "
@@ -97,16 +98,15 @@ UPDATE_SQL = (
 )
 AUDIT_SQL = (
     "WITH snapshot AS (INSERT INTO snapshots (hash, body, created_at) VALUES (%s, %s, %s) "
-    "ON CONFLICT (hash) DO NOTHING) "
-    "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment, "
-    "details, snapshot_hash, prev_hash, hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_entries.id"
-)
-NOTIFY_SQL = (
-    "INSERT INTO notifications (user_id, case_id, kind, payload, created_at, enqueued_at, attempts) "
+    "ON CONFLICT (hash) DO NOTHING), "
+    "notes AS (INSERT INTO notifications (user_id, case_id, kind, payload, created_at, enqueued_at, attempts) "
     "SELECT memberships.user_id, %s, %s, %s, %s, %s, 0 FROM memberships "
     "JOIN user_roles ON user_roles.user_id = memberships.user_id "
-    "WHERE memberships.organization_id = %s AND user_roles.role = 'applicant' RETURNING notifications.id"
+    "WHERE memberships.organization_id = %s AND user_roles.role = 'applicant' RETURNING notifications.id) "
+    "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment, "
+    "details, snapshot_hash, prev_hash, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "RETURNING audit_entries.id, (SELECT array_agg(notes.id) FROM notes)"
 )
 
 app = Flask(__name__)
@@ -262,11 +262,12 @@ def transition(case_id: int) -> Any:
             if updated.rowcount != 1:
                 conn.rollback()
                 return error(409, "conflict", CHANGED)
-            conn.execute(AUDIT_SQL, (snapshot_hash, snapshot, now, case_id, seq, now, user_id, role, action,
-                                     from_state, dest, text or None, None, snapshot_hash, prev, head))
-            if action in NOTIFY:
-                payload = Jsonb({"case_id": case_id, "action": action, "state": dest, "comment": text})
-                conn.execute(NOTIFY_SQL, (case_id, f"case.{action}", payload, now, now, case[C_ORG])).fetchall()
+            # `accept` (the one action fired here) notifies the applicants: their outbox rows come
+            # with the entry, as in the engine.
+            payload = Jsonb({"case_id": case_id, "action": action, "state": dest, "comment": text})
+            conn.execute(AUDIT_SQL, (snapshot_hash, snapshot, now, case_id, f"case.{action}", payload, now, now,
+                                     case[C_ORG], case_id, seq, now, user_id, role, action, from_state, dest,
+                                     text or None, None, snapshot_hash, prev, head)).fetchone()
             conn.commit()
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
             conn.rollback()

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, exists, insert, inspect, literal, select
+from sqlalchemy import bindparam, exists, func, insert, inspect, literal, select
 from sqlalchemy.orm import Session, joinedload, lazyload, make_transient_to_detached
 from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -229,7 +229,8 @@ def fire(
             _write_case(session, case)
         else:  # an effect flushed it (a permit needed its id): only the head is left to write
             _write_head(session, case, link_hash)
-        entry = _write_entry(session, snapshot, **link, prev_hash=prev_hash, hash=link_hash)
+        notify = _notify_params(case, action, text, now) if action in process.notify_applicants else None
+        entry, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
@@ -237,8 +238,11 @@ def fire(
         if not is_lost_race(exc):
             raise
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
-    if action in process.notify_applicants:
-        _notify_members(session, case, action, text, now)
+    if note_ids:
+        from jobs.queue import enqueue_after_commit
+
+        for notification_id in note_ids:
+            enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
     return entry
 
 
@@ -303,33 +307,49 @@ def _write_head(session: Session, case: Case, head: str) -> None:
 
 
 @functools.cache
-def _entry_insert(dialect: str):  # type: ignore[no-untyped-def]
-    """INSERT the entry RETURNING its id; on PostgreSQL with its snapshot's INSERT as a CTE, so
-    both rows take one round trip (SQLite has no data-modifying CTEs: two statements there)."""
+def _entry_insert(dialect: str, notify: bool):  # type: ignore[no-untyped-def]
+    """INSERT the entry RETURNING its id. On PostgreSQL its snapshot's INSERT and, if `notify`,
+    the applicants' outbox rows (RETURNING their ids as an array) ride along as CTEs, so a
+    transition's records take one round trip; SQLite has no data-modifying CTEs (separate
+    statements there, see _write_entry)."""
     table = AuditEntry.__table__
-    statement = table.insert().returning(table.c.id)
+    statement = table.insert()
+    returning: list[Any] = [table.c.id]
     if dialect == "postgresql":
         snapshot = snapshot_insert(dialect).values(
             hash=bindparam("snapshot_key"), body=bindparam("snapshot_body"), created_at=bindparam("snapshot_at"))
         statement = statement.add_cte(snapshot.cte("snapshot"))
-    return statement
+        if notify:
+            notes = _notify_statement().cte("notes")
+            statement = statement.add_cte(notes)
+            returning.append(select(func.array_agg(notes.c.id)).scalar_subquery())
+    return statement.returning(*returning)
 
 
-def _write_entry(session: Session, snapshot: str, **values: Any) -> AuditEntry:
-    """INSERT the audit entry and the snapshot it names (Core) and return the entry as an object
-    of the session. The unit of work would do the same INSERT at several times the CPU."""
+def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
+                 **values: Any) -> tuple[AuditEntry, list[int]]:
+    """INSERT the audit entry, the snapshot it names and the applicants' outbox rows (Core);
+    returns the entry as an object of the session and the outbox ids. The unit of work would
+    do the same INSERTs at several times the CPU."""
     connection = session.connection()
     dialect = connection.dialect.name
     params = dict(values)
+    note_ids: list[int] = []
     if dialect == "postgresql":
-        params.update(snapshot_key=values["snapshot_hash"], snapshot_body=snapshot, snapshot_at=values["at"])
+        params.update(snapshot_key=values["snapshot_hash"], snapshot_body=snapshot, snapshot_at=values["at"],
+                      **(notify or {}))
+        row = connection.execute(_entry_insert(dialect, notify is not None), params).one()
+        entry_id = row[0]
+        note_ids = sorted(row[1] or []) if notify is not None else []
     else:
         store_snapshot(session, snapshot)
-    entry_id = connection.execute(_entry_insert(dialect), params).scalar_one()
+        entry_id = connection.execute(_entry_insert(dialect, False), params).scalar_one()
+        if notify is not None:
+            note_ids = list(connection.execute(_notify_statement(), notify).scalars())
     entry = AuditEntry(id=entry_id, **values)
     make_transient_to_detached(entry)  # a row that exists: loaded, not pending
     session.add(entry)
-    return entry
+    return entry, note_ids
 
 
 @functools.cache
@@ -343,7 +363,7 @@ def _notify_statement():  # type: ignore[no-untyped-def]
     members, roles = Membership.__table__, UserRole.__table__
     applicants = (
         select(
-            members.c.user_id, bindparam("case_id"), bindparam("kind"),
+            members.c.user_id, bindparam("note_case_id"), bindparam("kind"),
             bindparam("payload", type_=table.c.payload.type), bindparam("now", type_=UTCDateTime()),
             bindparam("now", type_=UTCDateTime()), literal(0),
         )
@@ -358,14 +378,9 @@ def _notify_statement():  # type: ignore[no-untyped-def]
     )
 
 
-def _notify_members(session: Session, case: Case, action: str, comment: str, now: datetime) -> None:
-    """Outbox rows for the organisation's applicants; delivery is enqueued after commit."""
-    from jobs.queue import enqueue_after_commit
-
-    ids = session.connection().execute(_notify_statement(), {
-        "case_id": case.id, "kind": f"case.{action}", "organization_id": case.organization_id,
-        "payload": {"case_id": case.id, "action": action, "state": case.state, "comment": comment},
-        "now": now,
-    }).scalars().all()
-    for notification_id in ids:
-        enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
+def _notify_params(case: Case, action: str, comment: str, now: datetime) -> dict[str, Any]:
+    """The parameters of _notify_statement: outbox rows for the organisation's applicants."""
+    return {
+        "note_case_id": case.id, "kind": f"case.{action}", "organization_id": case.organization_id,
+        "payload": {"case_id": case.id, "action": action, "state": case.state, "comment": comment}, "now": now,
+    }
