@@ -26,6 +26,7 @@ from ..models import Case, Document, Grant, Permit, Programme, Tranche, utcnow
 from ..money import parse_amount
 from .. import letters
 from ..process import Deadline, Process, Rule
+from .common import DECISION_RULES, intake_rules
 from ..text import normalize, normalize_line
 
 KIND = "grant_request"
@@ -455,24 +456,13 @@ def return_report(event: Any) -> None:
     item.next_event_at = next_report_event(item, now)
 
 
-RULES = (
-    Rule("submit", "draft", "submitted", "applicant", validate=_complete),
-    Rule("withdraw", "draft", "withdrawn", "applicant"),
-    Rule("withdraw", "submitted", "withdrawn", "applicant"),
-    Rule("withdraw", "needs_correction", "withdrawn", "applicant"),
-    Rule("accept", "submitted", "under_review", "intake"),
-    Rule("return_for_correction", "submitted", "needs_correction", "intake", comment_required=True),
-    Rule("return_for_correction", "under_review", "needs_correction", "expert", comment_required=True),
-    Rule("resubmit", "needs_correction", "submitted", "applicant", validate=_complete),
-    Rule("lapse", "needs_correction", "withdrawn", "system"),
+RULES = intake_rules(_complete) + (
     Rule("recommend_approval", "under_review", "finance_review", "expert", comment_required=True,
          recommends=True, values=_score),
     Rule("recommend_rejection", "under_review", "finance_review", "expert", comment_required=True, recommends=True),
     # Whoever proposed the money may not approve it either.
     Rule("propose_amount", "finance_review", "awaiting_decision", "finance", recommends=True, values=_proposal),
-    Rule("approve", "awaiting_decision", "approved", "director", decides=True),
-    Rule("reject", "awaiting_decision", "rejected", "director", comment_required=True, decides=True),
-    Rule("send_back", "awaiting_decision", "under_review", "director", comment_required=True, decides=True),
+) + DECISION_RULES + (
     Rule("release_tranche", "approved", "approved", "finance", values=_release_values,
          available=lambda session, case: releasable(session, case) is not None),
     Rule("submit_report", "approved", "approved", "applicant", values=_report_values,
