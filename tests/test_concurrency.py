@@ -15,7 +15,7 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,24 +99,30 @@ def arrange(url: str, upload_dir: Path) -> Arranged:
     return out
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Arranged, Gunicorn]]:
-    """Own database (the per-test TRUNCATE of the `app` fixture never touches it) and one gunicorn."""
-    name, url = create_database("wf_concurrency")
+def live_server(prefix: str, arrange_data: Callable[[str, Path], Any], tmp_path_factory: pytest.TempPathFactory,
+                workers: int = WORKERS, threads: int = THREADS) -> Iterator[tuple[Any, Gunicorn]]:
+    """Own database (the per-test TRUNCATE of the `app` fixture never touches it), data arranged
+    in it, and one gunicorn on it; both gone at the end. For a module-scoped fixture to yield from."""
+    name, url = create_database(prefix)
     server: Gunicorn | None = None
     try:
         migrate(url)
         upload_dir = tmp_path_factory.mktemp("uploads")
-        arranged = arrange(url, upload_dir)
+        arranged = arrange_data(url, upload_dir)
         server = Gunicorn("wsgi:app", {"DATABASE_URL": url, "REDIS_URL": "", "SECRET_KEY": "x",
                                        "UPLOAD_DIR": str(upload_dir)},
-                          workers=WORKERS, threads=THREADS)
+                          workers=workers, threads=threads)
         server.start()
         yield arranged, server
     finally:
         if server is not None:
             server.close()
         drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Arranged, Gunicorn]]:
+    yield from live_server("wf_concurrency", arrange, tmp_path_factory)
 
 
 def race(port: int, case_id: int, bodies: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, Any]]:

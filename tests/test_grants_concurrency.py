@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.live_server import Gunicorn, cheap_password_hashing, create_database, drop_database, libpq_dsn, migrate
+from tests.live_server import Gunicorn, cheap_password_hashing, libpq_dsn
 from tests.support import PASSWORD, PDF, good_data
-from tests.test_concurrency import _group, odd, race_requests, summary
+from tests.test_concurrency import _group, live_server, odd, race_requests, summary
 
 pytestmark = [pytest.mark.postgres, *_group("live_gunicorn_grants")]
 
@@ -95,20 +95,7 @@ def arrange(url: str, upload_dir: Path) -> Arranged:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Arranged, Gunicorn]]:
-    name, url = create_database("wf_grants_race")
-    server: Gunicorn | None = None
-    try:
-        migrate(url)
-        upload_dir = tmp_path_factory.mktemp("uploads")
-        arranged = arrange(url, upload_dir)
-        server = Gunicorn("wsgi:app", {"DATABASE_URL": url, "REDIS_URL": "", "SECRET_KEY": "x",
-                                       "UPLOAD_DIR": str(upload_dir)}, workers=4, threads=8)
-        server.start()
-        yield arranged, server
-    finally:
-        if server is not None:
-            server.close()
-        drop_database(name)
+    yield from live_server("wf_grants_race", arrange, tmp_path_factory, workers=4, threads=8)
 
 
 def test_twenty_directors_never_over_commit_the_budget(live: tuple[Arranged, Gunicorn]) -> None:
