@@ -16,6 +16,10 @@ from rq import Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from workflow import redis_conn
+
+from .tracing import TracedQueue
+
 log = logging.getLogger(__name__)
 PENDING = "enqueue_after_commit"
 
@@ -29,12 +33,11 @@ def init_app(app: Flask) -> None:
 
 def connection(app: Flask | None = None) -> redis.Redis | None:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    url = app.config.get("REDIS_URL")
-    if not url:
-        return None
     conn = app.extensions.get("redis")
     if conn is None:
-        conn = redis.Redis.from_url(url)
+        conn = redis_conn.connect(app.config)  # REDIS_URL, or the master Sentinel names
+        if conn is None:
+            return None
         app.extensions["redis"] = conn
     return conn
 
@@ -44,7 +47,7 @@ def get_queue(app: Flask | None = None) -> Queue | None:
     conn = connection(app)
     if conn is None:
         return None
-    return Queue(app.config["RQ_QUEUE"], connection=conn)
+    return TracedQueue(app.config["RQ_QUEUE"], connection=conn)  # jobs carry the request id
 
 
 def enqueue_after_commit(session: Session, func: str, *args: Any) -> None:

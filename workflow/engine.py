@@ -27,6 +27,7 @@ from .calendar import add_working_days
 from .deadlines import next_after, state_events
 from .holidays import holidays
 from .errors import Conflict, Forbidden, Invalid, NotFound
+from .metrics import counted_transitions
 from .models import AuditEntry, Case, Membership, Notification, Permit, User, UserRole, utcnow
 from .models.types import UTCDateTime
 from .process import Process, Rule
@@ -138,6 +139,7 @@ def due_at(process: Process, state: str, since: datetime, holidays: frozenset[da
     return since + timedelta(days=deadline.calendar_days or 0)
 
 
+@counted_transitions()  # workflow_transitions_total{kind, action, outcome}
 def fire(
     session: Session,
     case: Case,

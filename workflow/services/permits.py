@@ -24,6 +24,7 @@ from ..read_only import refuse_auditors
 from ..deadlines import next_after, permit_events
 from ..engine import in_jurisdiction, is_member
 from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..metrics import counted_transitions
 from ..models import Permit, PermitEvent, User, utcnow
 from ..states.permit import PROCESS, SYSTEM
 from ..text import normalize
@@ -55,6 +56,7 @@ def allowed_actions(permit: Permit, user: User) -> list[str]:
     return names
 
 
+@counted_transitions("permit")  # workflow_transitions_total{kind="permit", action, outcome}
 def fire(
     session: Session, permit: Permit, action: str, actor: User | None, *, reason: str | None = None,
     version: int | None = None, now: datetime | None = None, valid_until: datetime | None = None,

@@ -4,7 +4,8 @@ each actor saw, and export what was found as CSV.
 Auditors and admins read every case in their jurisdiction (national ones: all); directors read
 their province's. Everything here is a GET: auditors never write (read_only.py), and nothing
 here would need to. Filters come from the query string so a search can be bookmarked, shared
-or exported as it stands.
+or exported as it stands. Everything is read through replica.py: the read replica when one is
+configured (the reader's identity still comes from the primary).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from .. import audit_chain, calendar, db, engine, labels
+from .. import audit_chain, calendar, engine, labels, replica
 from ..i18n import lang, number
 from ..models import Case, utcnow
 from ..services import audit_search
@@ -66,7 +67,7 @@ def _before() -> int | None:
 
 @bp.get("/decisions")
 def decisions():  # type: ignore[no-untyped-def]
-    session = db.session()
+    session = replica.session()
     filters = audit_search.read_filters(request.args)
     before = _before()
     rows, more = audit_search.page(session, current_user, filters, before=before, limit=audit_search.PAGE)
@@ -112,7 +113,7 @@ def export():  # type: ignore[no-untyped-def]
         chunk: list[str] = []
         # The request's session is closed when the view returns, before the body is sent: the rows
         # are read through a session of their own, closed when they end, stop or the client leaves.
-        with closing(db.new_session()) as session, \
+        with closing(replica.new_session()) as session, \
                 closing(audit_search.stream(session, user, filters, cap=cap)) as found:
             for n, row in enumerate(found, start=1):
                 if n > cap:
@@ -138,7 +139,7 @@ def export():  # type: ignore[no-untyped-def]
 
 def _case(case_id: int) -> Case:
     """The case, if this reader may see it as staff of its jurisdiction; 404 otherwise."""
-    session = db.session()
+    session = replica.session()
     case = engine.get_case(session, current_user, case_id)
     if not audit_search.in_scope(current_user, case):
         abort(404)
@@ -149,7 +150,7 @@ def _case(case_id: int) -> Case:
 def timeline(case_id: int):  # type: ignore[no-untyped-def]
     """The case's chained history: each entry with its hash, the one before, what the actor saw
     and what the action recorded; and whether the chain still verifies."""
-    session = db.session()
+    session = replica.session()
     case = _case(case_id)
     history = audit_search.entries(session, case)
     report = audit_chain.verify(session.connection(), case_id=case.id)
@@ -175,7 +176,7 @@ def _documents(seen: audit_search.SnapshotView | None) -> list[dict[str, Any]]:
 @bp.get("/cases/<int:case_id>/entries/<int:seq>")
 def snapshot(case_id: int, seq: int):  # type: ignore[no-untyped-def]
     """What the actor of entry `seq` saw when they acted: the case's data and documents then."""
-    session = db.session()
+    session = replica.session()
     case = _case(case_id)
     entry = audit_search.entry(session, case, seq)
     seen = audit_search.snapshot(session, entry.snapshot_hash)

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import db, labels, registry
+from .. import db, labels, registry, replica
 from ..errors import WorkflowError
 from ..models import Case, Organization
 from ..services import queues
@@ -45,7 +45,7 @@ def audit():  # type: ignore[no-untyped-def]
     """Every submitted case an auditor or admin may read, filtered by state and organisation."""
     if not current_user.roles & {"auditor", "admin", "director"}:
         abort(403)
-    session = db.session()
+    session = replica.session()  # the read replica when there is one
     query = select(Case).where(Case.submitted_at.is_not(None))
     if current_user.province_id is not None:
         query = query.where(Case.province_id == current_user.province_id)

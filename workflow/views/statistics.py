@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import db, labels
+from .. import labels, replica
 from ..calendar import jalali_year, to_tehran
 from ..i18n import digits, lang, money, number
 from ..models import Province, User, utcnow
@@ -268,7 +268,7 @@ def charts(report: stats.Report) -> list[dict[str, Any]]:
 
 @bp.get("/statistics")
 def index():  # type: ignore[no-untyped-def]
-    session = db.session()
+    session = replica.session()  # the read replica when there is one
     allowed = scope(current_user)
     choice = read_choice(session, allowed)
     options = _province_options(session, allowed)
@@ -288,7 +288,7 @@ def export():  # type: ignore[no-untyped-def]
     """One row per figure: figure, this year, last year, ratio. UTF-8 with a BOM, so a
     spreadsheet opened by double-click reads the Persian names; numbers in ASCII digits, amounts
     in rials (the books' unit), so it sums them."""
-    session = db.session()
+    session = replica.session()  # the read replica when there is one
     allowed = scope(current_user)
     choice = read_choice(session, allowed)
     if choice.errors:
