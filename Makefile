@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FLASK := $(PY) -m flask --app wsgi
 
-.PHONY: install run test translations chromium bench clean
+.PHONY: install run test translations chromium deploy-tools bench clean
 
 install: $(VENV)/.installed
 
@@ -29,7 +29,13 @@ chromium:
 	  echo "installing Debian's chromium, fonts-noto-core and poppler-utils for the browser and PDF tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core poppler-utils >/dev/null; }
 
-test: install translations chromium
+# `nginx -t` checks deploy/nginx/ (tests/test_ops_processes.py); Debian's nginx is only read, never started.
+deploy-tools:
+	@dpkg -s nginx openssl >/dev/null 2>&1 || { \
+	  echo "installing Debian's nginx and openssl to check the example configuration in deploy/"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl >/dev/null; }
+
+test: install translations chromium deploy-tools
 	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: install
