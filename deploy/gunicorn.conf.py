@@ -38,6 +38,10 @@ max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER", 500))
 # across a fork.
 preload_app = False
 
+# gunicorn's control socket (gunicornc) is not used: `systemctl reload` replaces the workers
+# gracefully, and its default place is under $HOME, which the unit hides (ProtectHome).
+control_socket_disable = True
+
 # -- behind nginx ------------------------------------------------------------------------------
 # Trust X-Forwarded-Proto (so the app knows the request was HTTPS) only from the proxies.
 forwarded_allow_ips = _env("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
@@ -47,7 +51,9 @@ proxy_allow_ips = forwarded_allow_ips
 accesslog = None
 errorlog = "-"
 loglevel = _env("GUNICORN_LOGLEVEL", "info")
-if _env("LOG_FORMAT", "json") == "json":
+# The app's rule (workflow/config.py): JSON in production unless LOG_FORMAT says otherwise.
+_production = "production" in (_env("FLASK_ENV", "").lower(), _env("WORKFLOW_CONFIG", "").lower())
+if _env("LOG_FORMAT", "json" if _production else "text").lower() == "json":
     # gunicorn's own lines (boot, worker timeouts) as JSON too, through the app's formatter.
     logconfig_dict = {
         "version": 1,

@@ -68,7 +68,7 @@ def test_gunicorn_config_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert cfg.max_requests == 5000 and cfg.max_requests_jitter == 500
     assert cfg.graceful_timeout == 30 and cfg.timeout == 60 and cfg.keepalive == 75
     assert cfg.accesslog is None and cfg.preload_app is False
-    assert cfg.bind == ["127.0.0.1:8000"]
+    assert cfg.bind == ["127.0.0.1:8000"] and cfg.control_socket_disable is True
     assert cfg.child_exit.__name__ == "child_exit" and cfg.on_starting.__name__ == "on_starting"
 
     # on_starting empties the metrics directory systemd gives it (values of an earlier run would

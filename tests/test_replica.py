@@ -186,3 +186,16 @@ def test_sqlite_replica_is_query_only(tmp_path: Path) -> None:
         with pytest.raises(OperationalError, match=re.compile("readonly|read-only|query_only", re.I)):
             conn.execute(text("INSERT INTO t VALUES (1)"))
     engine.dispose()
+
+
+def test_replica_url_options_are_kept_beside_read_only(app: Flask, backend: Any) -> None:
+    if backend.name != "postgresql":
+        pytest.skip("libpq start-up options")
+    url = app.config["DATABASE_URL"] + "?options=-csearch_path%3Dpublic,pg_catalog"
+    engine = replica.make_read_only_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
+            assert conn.execute(text("SHOW search_path")).scalar_one().replace(" ", "") == "public,pg_catalog"
+    finally:
+        engine.dispose()

@@ -16,6 +16,8 @@ from sqlalchemy import select
 from . import db
 from .errors import WorkflowError
 
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+
 
 def register(app: Flask) -> None:
     app.cli.add_command(init_db)
@@ -201,8 +203,10 @@ def serve(host: str, port: int, workers: int) -> None:
     env.setdefault("FLASK_APP", "wsgi")
     bin_dir = Path(sys.executable).parent
     procs = [
-        subprocess.Popen([str(bin_dir / "gunicorn"), "-w", str(workers), "--threads", "4",
-                          "-b", f"{host}:{port}", "wsgi:app"], env=env),  # the app logs requests
+        # The production settings (deploy/gunicorn.conf.py: metrics summed over the workers, no
+        # access log since the app logs each request), here on this machine's port and workers.
+        subprocess.Popen([str(bin_dir / "gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(workers), "--threads", "4",
+                          "-b", f"{host}:{port}", "wsgi:app"], env=env),
         subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"], env=env),
         subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "cron"], env=env),
     ]
