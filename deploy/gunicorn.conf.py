@@ -60,8 +60,8 @@ if _env("LOG_FORMAT", "json" if _production else "text").lower() == "json":
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "workflow.logs.JsonFormatter"}},
         "handlers": {
-            "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
-            "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+            "error_console": {"class": "logging.StreamHandler", "formatter": "json",
+                              "stream": "ext://sys.stderr"},
         },
         "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"],
                                        "propagate": False, "qualname": "gunicorn.error"}},

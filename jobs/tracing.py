@@ -86,7 +86,8 @@ def metrics_app(token: str, extra: Any = None) -> Any:
             body, headers = metrics.refusal(status)
             start_response(f"{status} {'Unauthorized' if status == 401 else 'Forbidden'}", headers)
             return [body]
-        start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE_LATEST), ("Cache-Control", "no-store")])
+        start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE_LATEST),
+                                  ("Cache-Control", "no-store")])
         return [metrics.exposition(extra)]
 
     return app

@@ -51,8 +51,9 @@ def _env(**extra: str) -> dict[str, str]:
 def test_gunicorn_config_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """gunicorn itself loads deploy/gunicorn.conf.py and the app (--check-config), and the
     settings are the ones docs/deploy.md describes."""
-    out = subprocess.run([str(Path(sys.executable).parent / "gunicorn"), "--check-config", "-c", str(GUNICORN_CONF),
-                          "wsgi:app"], cwd=ROOT, env=_env(DATABASE_URL="sqlite:///:memory:"),
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    out = subprocess.run([gunicorn, "--check-config", "-c", str(GUNICORN_CONF), "wsgi:app"], cwd=ROOT,
+                         env=_env(DATABASE_URL="sqlite:///:memory:"),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     from gunicorn.config import Config as GunicornConfig
@@ -155,7 +156,8 @@ def test_worker_carries_the_request_id_and_serves_its_own_metrics(
     case_id = api.ready()
     api.advance(case_id, ("submit", "ngo"))
     r = api.post(f"/api/v1/applications/{case_id}/transitions", "intake",
-                 {"action": "accept", "version": 2, "comment": "ok"}, headers={"X-Request-ID": "from-the-web-7"})
+                 {"action": "accept", "version": 2, "comment": "ok"},
+                 headers={"X-Request-ID": "from-the-web-7"})
     assert r.status_code == 200, r.get_json()
     port = free_port()
     token = "worker-metrics-token-1"
@@ -171,7 +173,8 @@ def test_worker_carries_the_request_id_and_serves_its_own_metrics(
         finished: list[dict[str, Any]] = []
         while time.monotonic() < deadline and len(finished) < 3:
             assert worker.poll() is None, log_path.read_text()
-            finished = [x for x in json_lines(log_path.read_text()) if x["message"].startswith("job finished")]
+            finished = [x for x in json_lines(log_path.read_text())
+                        if x["message"].startswith("job finished")]
             time.sleep(0.2)
         lines = json_lines(log_path.read_text())
         assert len(finished) == 3, log_path.read_text()
@@ -257,7 +260,7 @@ def test_systemd_units_run_what_the_docs_say() -> None:
     assert "Environment=PROMETHEUS_MULTIPROC_DIR=/run/ngo-permits-metrics" in web
     assert "RuntimeDirectory=ngo-permits-metrics" in web
     assert "flask --app wsgi jobs worker --metrics-port %i" in worker
-    assert "UnsetEnvironment=PROMETHEUS_MULTIPROC_DIR" in worker and "UnsetEnvironment=PROMETHEUS_MULTIPROC_DIR" in cron
+    assert all("UnsetEnvironment=PROMETHEUS_MULTIPROC_DIR" in unit for unit in (worker, cron))
     assert "flask --app wsgi jobs cron" in cron
     help_text = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker", "--help"],
                                cwd=ROOT, env=_env(DATABASE_URL="sqlite:///:memory:"), capture_output=True,

@@ -105,7 +105,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 def test_sentinel_addresses_are_read_strictly() -> None:
-    assert redis_conn.sentinel_addresses(" a:26380, b ,[::1]:26381") == [("a", 26380), ("b", 26379), ("::1", 26381)]
+    assert redis_conn.sentinel_addresses(" a:26380, b ,[::1]:26381") == [
+        ("a", 26380), ("b", 26379), ("::1", 26381)]
     with pytest.raises(ValueError):
         redis_conn.sentinel_addresses("a:port")
     with pytest.raises(ValueError):
@@ -125,13 +126,15 @@ def test_web_and_worker_use_the_master_sentinel_names_and_follow_a_failover(
         case_id = api.ready()
         api.advance(case_id, ("submit", "ngo"))
         r = api.post(f"/api/v1/applications/{case_id}/transitions", "intake",
-                     {"action": "accept", "version": 2, "comment": "ok"}, headers={"X-Request-ID": "via-sentinel"})
+                     {"action": "accept", "version": 2, "comment": "ok"},
+                     headers={"X-Request-ID": "via-sentinel"})
         assert r.status_code == 200, r.get_json()
         assert master.llen("rq:queue:default") == 3  # the three notices, on the master Sentinel named
 
         # A worker configured the same way (no REDIS_URL at all) runs them.
         env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": "", **cluster.config,
-               "SECRET_KEY": "x" * 64, "SMTP_HOST": "", "LOG_FORMAT": "json", "UPLOAD_DIR": str(tmp_path / "up")}
+               "SECRET_KEY": "x" * 64, "SMTP_HOST": "", "LOG_FORMAT": "json",
+               "UPLOAD_DIR": str(tmp_path / "up")}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         out = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker", "--burst"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -108,7 +108,8 @@ def test_read_only_pages_read_the_replica_which_cannot_be_written_and_the_rest_t
         primary_stats = {row[0]: row[1:] for row in _csv(on_primary.get("/statistics.csv").data)}
         replica_stats = {row[0]: row[1:] for row in _csv(on_replica.get("/statistics.csv").data)}
         changed = {label for label in primary_stats if primary_stats[label] != replica_stats.get(label)}
-        issued = [label for label in changed if primary_stats[label][0] == "1" and replica_stats[label][0] == "0"]
+        issued = [label for label in changed
+                  if primary_stats[label][0] == "1" and replica_stats[label][0] == "0"]
         assert issued, (primary_stats, replica_stats)
         assert page(on_replica, "/statistics") != page(on_primary, "/statistics")
 

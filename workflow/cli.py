@@ -205,8 +205,8 @@ def serve(host: str, port: int, workers: int) -> None:
     procs = [
         # The production settings (deploy/gunicorn.conf.py: metrics summed over the workers, no
         # access log since the app logs each request), here on this machine's port and workers.
-        subprocess.Popen([str(bin_dir / "gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(workers), "--threads", "4",
-                          "-b", f"{host}:{port}", "wsgi:app"], env=env),
+        subprocess.Popen([str(bin_dir / "gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(workers),
+                          "--threads", "4", "-b", f"{host}:{port}", "wsgi:app"], env=env),
         subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"], env=env),
         subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "cron"], env=env),
     ]
@@ -262,7 +262,8 @@ def jobs_worker(burst: bool, fork: bool, metrics_port: int, metrics_host: str) -
 
     conn = connection()
     if conn is None:
-        raise click.ClickException("Neither REDIS_URL nor REDIS_SENTINELS is set; `flask serve` starts an embedded Redis.")
+        raise click.ClickException(
+            "Neither REDIS_URL nor REDIS_SENTINELS is set; `flask serve` starts an embedded Redis.")
     if metrics_port:
         serve_metrics(metrics_host, metrics_port, current_app.config["METRICS_TOKEN"])
     cls = ObservedWorker if fork else ObservedSimpleWorker
@@ -307,7 +308,8 @@ def jobs_cron() -> None:
 
     conn = connection()
     if conn is None:
-        raise click.ClickException("Neither REDIS_URL nor REDIS_SENTINELS is set; `flask serve` starts an embedded Redis.")
+        raise click.ClickException(
+            "Neither REDIS_URL nor REDIS_SENTINELS is set; `flask serve` starts an embedded Redis.")
     scheduler = CronScheduler(connection=conn)
     scheduler.register(run, current_app.config["RQ_QUEUE"], interval=SWEEP_EVERY_SECONDS, job_timeout=600)
     scheduler.start()

@@ -59,7 +59,8 @@ def probe_engine(app: Flask, url: str, key: str) -> Engine:
 def redis_client(app: Flask) -> Any:
     """A Redis client with short timeouts (for probes and scrapes), or None without Redis."""
     if "health_redis" not in app.extensions:
-        app.extensions["health_redis"] = redis_conn.connect(app.config, timeout=app.config["HEALTH_TIMEOUT_SECONDS"])
+        timeout = app.config["HEALTH_TIMEOUT_SECONDS"]
+        app.extensions["health_redis"] = redis_conn.connect(app.config, timeout=timeout)
     return app.extensions["health_redis"]
 
 
@@ -82,7 +83,8 @@ def _select_one(engine: Engine) -> None:
 def checks(app: Flask) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Each check's result, and the names of the required ones that failed."""
     config = app.config
-    results = {"database": _timed(lambda: _select_one(probe_engine(app, config["DATABASE_URL"], "health_db")))}
+    primary = probe_engine(app, config["DATABASE_URL"], "health_db")
+    results = {"database": _timed(lambda: _select_one(primary))}
     client = redis_client(app)
     if client is None:
         # No Redis is a supported mode (jobs stay in the outbox); production configures one.

@@ -126,7 +126,9 @@ class QueueDepth(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from rq import Queue
-        from rq.registry import DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+        from rq.registry import (
+            DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry,
+        )
 
         depth = GaugeMetricFamily("workflow_rq_jobs", "rq jobs by queue and state, read from Redis "
                                   "at scrape time", labels=["queue", "state"])

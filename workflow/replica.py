@@ -42,7 +42,8 @@ def make_read_only_engine(url: str) -> Any:
 
         return engine
     # Set when the connection starts: no extra round trip per transaction.
-    return db.make_engine(url, connect_args={"options": startup_options(url, "-c default_transaction_read_only=on")})
+    read_only = startup_options(url, "-c default_transaction_read_only=on")
+    return db.make_engine(url, connect_args={"options": read_only})
 
 
 def init_app(app: Flask) -> None:
