@@ -262,9 +262,11 @@ def test_systemd_units_run_what_the_docs_say() -> None:
     assert "flask --app wsgi jobs worker --metrics-port %i" in worker
     assert all("UnsetEnvironment=PROMETHEUS_MULTIPROC_DIR" in unit for unit in (worker, cron))
     assert "flask --app wsgi jobs cron" in cron
-    help_text = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker", "--help"],
-                               cwd=ROOT, env=_env(DATABASE_URL="sqlite:///:memory:"), capture_output=True,
-                               text=True, timeout=60).stdout
+    from workflow import create_app
+    from workflow.config import TestConfig
+
+    cli = create_app(TestConfig(DATABASE_URL="sqlite:///:memory:")).test_cli_runner()
+    help_text = cli.invoke(args=["jobs", "worker", "--help"]).output
     assert "--metrics-port" in help_text and "--metrics-host" in help_text
     docs = (ROOT / "docs" / "deploy.md").read_text()
     for name in ("ngo-permits-web.service", "ngo-permits-worker@.service", "ngo-permits-cron.service",
