@@ -268,6 +268,8 @@ def test_transitions_counted_by_kind_action_and_outcome(api: Any, app: Flask) ->
     assert api.act(case_id, "submit", "ngo", version=1).status_code == 409  # stale version
     assert api.act(case_id, "accept", "ngo").status_code == 403  # not the applicant's to take
     assert api.act(case_id, "fly-to-the-moon-7q", "intake").status_code == 422
+    assert api.act(case_id, ["a", "list"], "intake").status_code == 422  # type: ignore[arg-type]
+    assert api.act(case_id, {"an": "object"}, "intake").status_code == 422  # type: ignore[arg-type]
     after = scrape(client)
 
     def delta(**labels: str) -> float:
@@ -279,6 +281,20 @@ def test_transitions_counted_by_kind_action_and_outcome(api: Any, app: Flask) ->
     assert delta(kind="permit_issuance", action="accept", outcome="forbidden") == 1
     assert delta(kind="permit_issuance", action="unknown", outcome="invalid") == 1
     assert "moon" not in after
+
+    # Whatever a caller passes as the action, the refusal is the engine's own, never a TypeError.
+    from workflow import db, engine
+    from workflow.errors import Invalid
+    from workflow.models import Case
+
+    with app.test_request_context():
+        with db.new_session() as s:
+            for junk in (["a", "list"], {"an": "object"}, None, 7):
+                with pytest.raises(Invalid):
+                    engine.fire(s, s.get(Case, case_id), junk, None)  # type: ignore[arg-type]
+    assert sample(scrape(client), "workflow_transitions_total", kind="permit_issuance", action="unknown",
+                  outcome="invalid") == sample(after, "workflow_transitions_total", kind="permit_issuance",
+                                               action="unknown", outcome="invalid") + 4
 
 
 @pytest.mark.redis
@@ -380,3 +396,15 @@ def test_per_label_children_are_reused(app: Flask) -> None:
     assert metrics._request_children[("cost.check", "GET", "2xx")] is first
     assert observability.QUIET >= {"health.healthz", "health.readyz"}
     assert "observability.metrics_view" in app.view_functions
+
+
+def test_in_progress_counts_only_requests_being_served(app: Flask) -> None:
+    client = app.test_client()
+    client.get("/no/such/page")
+    with app.test_request_context("/healthz"):  # pushed by code, not served: not counted either way
+        pass
+    # The scrape is the one request in progress while it is answered.
+    assert sample(scrape(client), "workflow_http_requests_in_progress") == 1
+    from workflow import logs
+
+    assert logs.context.get() is None  # nothing of a finished request lingers

@@ -84,6 +84,10 @@ def _actions(kind: str) -> frozenset[str]:
     return frozenset(registry.get(kind).actions) if kind in registry.PROCESSES else frozenset()
 
 
+def _action_label(kind: str, action: Any) -> str:
+    return action if isinstance(action, str) and action in _actions(kind) else "unknown"
+
+
 def counted_transitions(kind: str | None = None) -> Callable[[F], F]:
     """Count each call of a `fire(session, subject, action, …)`: "ok" when it returns, the
     refusal's code (conflict, forbidden, invalid, not_found) when it raises a WorkflowError,
@@ -96,17 +100,18 @@ def counted_transitions(kind: str | None = None) -> Callable[[F], F]:
     def decorate(fire: F) -> F:
         @functools.wraps(fire)
         def counted(session: Any, subject: Any, action: Any, *args: Any, **kwargs: Any) -> Any:
+            # Read before firing: after a lost race the subject's session must be rolled back
+            # before any attribute is loaded again, and the refusal must reach the caller intact.
+            name = kind or subject.kind
             try:
                 result = fire(session, subject, action, *args, **kwargs)
             except WorkflowError as exc:
-                name = kind or subject.kind
-                count_transition(name, action if action in _actions(name) else "unknown", exc.code)
+                count_transition(name, _action_label(name, action), exc.code)
                 raise
             except Exception:
-                name = kind or subject.kind
-                count_transition(name, action if action in _actions(name) else "unknown", "error")
+                count_transition(name, _action_label(name, action), "error")
                 raise
-            count_transition(kind or subject.kind, action, "ok")
+            count_transition(name, action, "ok")
             return result
 
         return counted  # type: ignore[return-value]

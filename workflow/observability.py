@@ -29,6 +29,7 @@ log = logging.getLogger("workflow.request")
 SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+/@-]{0,127}")
 QUIET = frozenset({"health.healthz", "health.readyz", "observability.metrics_view"})
 _START = "workflow.start"
+_TOKEN = "workflow.log_context"
 bp = Blueprint("observability", __name__)
 
 
@@ -46,7 +47,8 @@ def _begin() -> None:
     environ = request.environ
     environ[_START] = time.perf_counter()
     rid = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
-    logs.context.set({"request_id": rid, "method": request.method, "path": request.path, "web": True})
+    environ[_TOKEN] = logs.context.set({"request_id": rid, "method": request.method, "path": request.path,
+                                        "web": True})
     metrics.IN_PROGRESS.inc()
 
 
@@ -72,8 +74,14 @@ def _finish(response: Response) -> Response:
 
 
 def _end(_exc: BaseException | None) -> None:
-    if logs.context.get() is not None:
-        metrics.IN_PROGRESS.dec()
+    # Only the request _begin saw: a request context pushed by other code (a test's) ends here too.
+    token = request.environ.pop(_TOKEN, None)
+    if token is None:
+        return
+    metrics.IN_PROGRESS.dec()
+    try:
+        logs.context.reset(token)
+    except ValueError:  # ended in another context than it began in
         logs.context.set(None)
 
 
