@@ -20,7 +20,7 @@ from .. import engine
 from ..db import is_row_id
 from ..calendar import to_tehran
 from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..models import AuditEntry, Case, Document, Grant, Programme, Province, Tranche, User, utcnow
+from ..models import AuditEntry, Case, Document, Grant, Organization, Programme, Province, Tranche, User, utcnow
 from ..money import parse_amount
 from ..read_only import refuse_auditors
 from ..reference_data import FIELD_CODES
@@ -116,15 +116,40 @@ def create_programme(session: Session, user: User, raw: Any) -> Programme:
     return programme
 
 
-def get_programme(session: Session, programme_id: int) -> Programme:
-    programme = session.get(Programme, programme_id)
-    if programme is None:
+def visible_provinces(session: Session, user: User) -> set[int] | None:
+    """The provinces whose programmes `user` may see; None means all of them.
+
+    Administrators and national staff every programme; provincial staff their province's; an NGO
+    member the programmes of the provinces their organisations work in. Pages and the API ask
+    here, so a programme out of sight is a 404 whichever way it is asked for.
+    """
+    if "admin" in user.roles or (user.is_staff and user.province_id is None):
+        return None
+    provinces: set[int] = set()
+    if user.is_staff and user.province_id is not None:
+        provinces.add(user.province_id)
+    if user.organization_ids:
+        provinces |= set(session.scalars(
+            select(Organization.province_id).where(Organization.id.in_(user.organization_ids))))
+    return provinces
+
+
+def get_programme(session: Session, user: User, programme_id: int) -> Programme:
+    """The programme if `user` may see it; otherwise 404, like a case out of sight."""
+    programme = session.get(Programme, programme_id) if is_row_id(programme_id) else None
+    provinces = visible_provinces(session, user) if programme is not None else None
+    if programme is None or (provinces is not None and programme.province_id not in provinces):
         raise NotFound(_("No such programme."))
     return programme
 
 
-def list_programmes(session: Session, *, province_id: int | None = None, open_on: date | None = None) -> list[Programme]:
+def list_programmes(session: Session, user: User, *, province_id: int | None = None,
+                    open_on: date | None = None) -> list[Programme]:
+    """The programmes `user` may see, the newest fiscal year first."""
     query = select(Programme).order_by(Programme.fiscal_year.desc(), Programme.closes_on.desc(), Programme.id)
+    provinces = visible_provinces(session, user)
+    if provinces is not None:
+        query = query.where(Programme.province_id.in_(sorted(provinces)))
     if province_id is not None:
         query = query.where(Programme.province_id == province_id)
     if open_on is not None:

@@ -54,14 +54,14 @@ def list_programmes():  # type: ignore[no-untyped-def]
         if found is None:
             raise Invalid(_("Choose a province."), {"province": _("Choose a province.")})
         province_id = found.id
-    items = grants.list_programmes(session, province_id=province_id)
+    items = grants.list_programmes(session, g.api_user, province_id=province_id)
     return jsonify(items=[programme_json(session, p) for p in items])
 
 
 @bp.get("/programmes/<int:programme_id>")
 def get_programme(programme_id: int):  # type: ignore[no-untyped-def]
     session = db.session()
-    return jsonify(programme_json(session, grants.get_programme(session, programme_id)))
+    return jsonify(programme_json(session, grants.get_programme(session, g.api_user, programme_id)))
 
 
 def _tranches_json(case: Any) -> list[dict[str, Any]]:
