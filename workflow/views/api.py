@@ -13,7 +13,7 @@ from ..errors import Conflict, Invalid, NotFound, WorkflowError
 from ..models import AuditEntry, Permit
 from ..reference_data import FIELDS
 from ..models import Province
-from ..services import accounts, applications, queues
+from ..services import accounts, applications, audit_search, queues
 from .errors import json_error
 from .serialize import case_json, entry_json, iso, permit_json
 
@@ -194,15 +194,14 @@ def permit(number: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/audit/verify")
 def audit_verify():  # type: ignore[no-untyped-def]
-    """What `flask audit verify` says, for auditors: every chain, or one case's (?case=ID)."""
-    from ..audit_chain import verify
-
+    """What `flask audit verify` says, for auditors: every chain of their jurisdiction (national
+    readers: all of them), or one case's (?case=ID)."""
     if not g.api_user.has_role("auditor", "admin"):
         return json_error(403, _("Only auditors and administrators verify the history."))
     case_text = request.args.get("case", "").strip()
     if case_text and not case_text.isdigit():
         raise Invalid(_("case must be a case number."), {"case": _("A whole number.")})
-    report = verify(db.session().connection(), case_id=int(case_text) if case_text else None)
+    report = audit_search.verify_chains(db.session(), g.api_user, int(case_text) if case_text else None)
     broken = report.broken
     return jsonify(
         ok=report.ok, checked=report.checked, chains=report.chains,
