@@ -39,10 +39,11 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 def register_extensions(app: Flask) -> None:
     from jobs import queue
 
-    from . import db, i18n
+    from . import db, i18n, uploads
     from .extensions import babel, csrf, login_manager
 
     db.init_app(app)
+    uploads.init_app(app)
     queue.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_timezone="Asia/Tehran")

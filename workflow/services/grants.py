@@ -6,17 +6,14 @@ Like every service: takes the session, never commits.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import engine
+from .. import engine, uploads
 from ..db import is_row_id
 from ..calendar import to_tehran
 from ..errors import Conflict, Forbidden, Invalid, NotFound
@@ -29,8 +26,6 @@ from ..text import ascii_digits, name_key, normalize_line
 from .accounts import find_province
 
 PROGRAMME_ROLES = frozenset({"finance", "admin"})
-RECEIPT_TYPES = ((b"%PDF-", "application/pdf", ".pdf"), (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-                 (b"\x89PNG\r\n\x1a\n", "image/png", ".png"))
 MAX_RECEIPTS = 20
 
 
@@ -219,25 +214,13 @@ def attach_receipt(session: Session, user: User, case: Case, item: Tranche, *, c
         raise Forbidden(_("Only the organisation's members file its spending reports."))
     if item.state not in grant_request.OPEN_TRANCHE:
         raise Conflict(_("This tranche has no report to file now."))
-    limit = current_app.config["MAX_UPLOAD_BYTES"]
-    if not content:
-        raise Invalid(_("The file is empty."), {"receipts": _("The file is empty.")})
-    if len(content) > limit:
-        message = _("The file is larger than %(mb)s MB.", mb=limit // (1024 * 1024))
-        raise Invalid(message, {"receipts": message})
-    kind = next(((ctype, ext) for magic, ctype, ext in RECEIPT_TYPES if content.startswith(magic)), None)
-    if kind is None:
-        message = _("A receipt must be a PDF, JPEG or PNG file.")
-        raise Invalid(message, {"receipts": message})
-    content_type, extension = kind
-    directory = Path(current_app.config["UPLOAD_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    stored = f"{uuid.uuid4().hex}{extension}"
-    (directory / stored).write_bytes(content)
+    file_type = uploads.check(content, uploads.RECEIPT, field="receipts",
+                              wrong_type=_("A receipt must be a PDF, JPEG or PNG file."))
+    stored = uploads.write(session, content, file_type.extension)
     doc = Document(
         case_id=case.id, kind="receipt", tranche_id=item.id,
-        original_name=Path(filename or f"receipt{extension}").name[:200] or f"receipt{extension}",
-        stored_name=stored, content_type=content_type, size=len(content),
+        original_name=uploads.safe_name(filename, f"receipt{file_type.extension}"),
+        stored_name=stored, content_type=file_type.content_type, size=len(content),
         sha256=hashlib.sha256(content).hexdigest(), uploaded_by_id=user.id, uploaded_at=utcnow(),
     )
     session.add(doc)

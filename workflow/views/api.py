@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .. import db, engine, read_only
+from .. import db, engine, read_only, uploads
 from ..errors import Conflict, Invalid, NotFound, WorkflowError
 from ..models import AuditEntry, Permit
 from ..reference_data import FIELDS
@@ -135,7 +135,7 @@ def upload_document(case_id: int):  # type: ignore[no-untyped-def]
         raise Invalid(_("Unknown document kind."), {"kind": _("Unknown document kind.")})
     if upload is None:
         raise Invalid(_("Send the file as multipart field 'file'."), {"file": _("Required.")})
-    content = upload.read(current_app.config["MAX_UPLOAD_BYTES"] + 1)
+    content = uploads.read(upload)
     doc = applications.attach_document(db.session(), g.api_user, case, content=content,
                                        filename=upload.filename or "statute.pdf", kind=kind)
     commit()

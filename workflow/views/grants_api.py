@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify, request
 from flask_babel import gettext as _
 
-from .. import db, engine
+from .. import db, engine, uploads
 from ..errors import Invalid
 from ..models import Programme
 from ..services import grants
@@ -139,8 +139,7 @@ def tranche_report(case_id: int, n: int):  # type: ignore[no-untyped-def]
         version_text = request.form.get("version", "").strip()
         data["version"] = int(version_text) if version_text.isdigit() else (None if not version_text else version_text)
         data["comment"] = request.form.get("comment")
-        limit = current_app.config["MAX_UPLOAD_BYTES"]
-        files = [(upload.read(limit + 1), upload.filename or "receipt") for upload in request.files.getlist("receipts")]
+        files = [(uploads.read(upload), upload.filename or "receipt") for upload in request.files.getlist("receipts")]
     else:
         data = body()
     version, comment = _version_and_comment(data)
