@@ -815,3 +815,20 @@ def test_holidays_are_read_through_a_session_bound_to_a_connection(app: Flask) -
         session = sessionmaker(bind=conn)()
         assert len(holidays(session)) > 10  # the official holidays loaded by the migration
         session.close()
+
+
+def test_a_replayed_idempotency_key_shows_the_case_only_to_who_may_still_see_it(app: Flask, api: Any,
+                                                                                  session: Any) -> None:
+    """The key's first answer came back to its user whatever had changed since; a member who has
+    left the organisation read its case through it."""
+    from tests.support import good_data
+
+    body = {"kind": "permit_issuance", "organization_id": api.world.orgs["org1"], "data": good_data()}
+    first = api.post("/api/v1/applications", "ngo_b", body, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 201
+    assert api.post("/api/v1/applications", "ngo_b", body, headers={"Idempotency-Key": "k-1"}).get_json()["id"] \
+        == first.get_json()["id"]
+    session.execute(text("DELETE FROM memberships WHERE user_id = :u"), {"u": api.world.users["ngo_b"]})
+    session.commit()
+    again = api.post("/api/v1/applications", "ngo_b", body, headers={"Idempotency-Key": "k-1"})
+    assert again.status_code == 404 and "founders" not in again.get_data(as_text=True)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import registry, uploads
+from .. import engine, registry, uploads
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..read_only import refuse_auditors
 from ..models import Case, Document, IdempotencyKey, Organization, User, utcnow
@@ -37,7 +37,10 @@ def create(
             )
         )
         if earlier is not None:
-            return session.get(Case, earlier.case_id), False  # type: ignore[return-value]
+            # The first answer again, but only while the user may still see the case: a member
+            # who has left the organisation does not read its case back through an old key.
+            case = engine.get_case(session, user, earlier.case_id)
+            return case, False
     _check_applicant(user, organization_id)
     org = session.get(Organization, organization_id)
     if org is None:
