@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text, update
 
+from tests.files import png
 from tests.support import PDF, TO_AWAITING, Api
 from workflow.models import AuditEntry, Programme, Tranche, utcnow
 from workflow.money import parse_amount, shown_amount
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = png()  # a real one: receipts are checked for a well-formed image, not only its first bytes
 TODAY = date.today()
 
 

@@ -59,10 +59,11 @@ def register_health(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from jobs import queue
 
-    from . import db, i18n
+    from . import db, i18n, uploads
     from .extensions import babel, csrf, login_manager
 
     db.init_app(app)
+    uploads.init_app(app)
     queue.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_timezone="Asia/Tehran")

@@ -119,26 +119,29 @@ _PERMIT_QUERY = "SELECT id, head_hash, last_seq FROM permits {where} ORDER BY id
 _PG_MOMENT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
 
 
-def verify(connection: Any, *, case_id: int | None = None, collect_heads: bool = False,
-           batch: int = 20_000) -> Report:
+def verify(connection: Any, *, case_id: int | None = None, province_id: int | None = None,
+           county_id: int | None = None, collect_heads: bool = False, batch: int = 20_000) -> Report:
     """Recompute every chain (or one case's) and stop at the first break.
 
-    `connection` is a SQLAlchemy Connection; rows are streamed (a server-side cursor on
-    PostgreSQL), so memory stays flat whatever the number of entries. Heads are collected for
-    `digest`.
+    `province_id` (and `county_id`) keep to the cases and permits of one jurisdiction: what a
+    provincial auditor may verify, and may be told of. `connection` is a SQLAlchemy Connection;
+    rows are streamed (a server-side cursor on PostgreSQL), so memory stays flat whatever the
+    number of entries. Heads are collected for `digest`.
     """
     report = Report()
     postgres = connection.dialect.name == "postgresql"
-    subjects = [("case", _CASE_QUERY, _ENTRY_QUERY, "id", "case_id")]
+    subjects = [("case", _CASE_QUERY, _ENTRY_QUERY, "cases", "case_id")]
     if case_id is None:
-        subjects.append(("permit", _PERMIT_QUERY, _EVENT_QUERY, "id", "permit_id"))
-    for subject, head_sql, link_sql, head_key, link_key in subjects:
+        subjects.append(("permit", _PERMIT_QUERY, _EVENT_QUERY, "permits", "permit_id"))
+    params = {"id": case_id, "province": province_id, "county": county_id}
+    for subject, head_sql, link_sql, table, link_key in subjects:
         moments = {"at": _PG_MOMENT.format("at"), "until": _PG_MOMENT.format("valid_until")} if postgres else \
             {"at": "at", "until": "valid_until"}
-        head_query = head_sql.format(where=f"WHERE {head_key} = {{id}}" if case_id is not None else "")
-        link_query = link_sql.format(where=f"WHERE {link_key} = {{id}}" if case_id is not None else "", **moments)
-        heads = _stream(connection, head_query, case_id, batch, f"verify_heads_{subject}", typed=False)
-        links = _stream(connection, link_query, case_id, batch, f"verify_links_{subject}", typed=True)
+        heads_where, links_where = _where(table, link_key, case_id, province_id, county_id)
+        head_query = head_sql.format(where=heads_where)
+        link_query = link_sql.format(where=links_where, **moments)
+        heads = _stream(connection, head_query, params, batch, f"verify_heads_{subject}", typed=False)
+        links = _stream(connection, link_query, params, batch, f"verify_links_{subject}", typed=True)
         if postgres:
             text_of = _pg_entry_text if subject == "case" else _pg_event_text
         else:
@@ -154,20 +157,38 @@ def verify(connection: Any, *, case_id: int | None = None, collect_heads: bool =
     return report
 
 
-def _stream(connection: Any, sql: str, case_id: int | None, batch: int, name: str, typed: bool) -> Any:
+def _where(table: str, link_key: str, case_id: int | None, province_id: int | None,
+           county_id: int | None) -> tuple[str, str]:
+    """The WHERE clauses of the heads' and the links' queries ({id}, {province}, {county} are
+    bound parameters, filled by _stream)."""
+    if case_id is not None:
+        return "WHERE id = {id}", f"WHERE {link_key} = {{id}}"
+    conditions = []
+    if province_id is not None:
+        conditions.append("province_id = {province}")
+    if county_id is not None:
+        conditions.append("county_id = {county}")
+    if not conditions:
+        return "", ""
+    heads = " AND ".join(conditions)
+    return f"WHERE {heads}", f"WHERE {link_key} IN (SELECT id FROM {table} WHERE {heads})"
+
+
+def _stream(connection: Any, sql: str, params: dict[str, Any], batch: int, name: str, typed: bool) -> Any:
     """An iterator of plain tuples. On PostgreSQL a named (server-side) psycopg cursor read
     `batch` rows at a time: SQLAlchemy's result rows cost more than the hashing itself."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SELECT 1")  # make sure the transaction the cursor needs is open
         cursor = connection.connection.driver_connection.cursor(name=name)
-        cursor.execute(sql.format(id="%(id)s"), {"id": case_id})
+        cursor.execute(sql.format(**{key: f"%({key})s" for key in params}), params)
         return _Prefetched(cursor, batch) if typed else _Batches(cursor, batch)
     from sqlalchemy import text
 
-    query = text(sql.format(id=":id"))
+    statement = sql.format(**{key: f":{key}" for key in params})
+    query = text(statement)
     if typed:  # SQLite hands back text for times and JSON
         query = query.columns(at=UTCDateTime(), details=JSONType, valid_until=UTCDateTime())
-    return connection.execute(query, {"id": case_id})
+    return connection.execute(query, {key: value for key, value in params.items() if f":{key}" in statement})
 
 
 class _Batches:

@@ -21,7 +21,8 @@ _cache: dict[str, tuple[float, frozenset[date]]] = {}
 
 
 def holidays(session: Session) -> frozenset[date]:
-    key = str(session.get_bind().url)
+    # `.engine` of an Engine is itself; of a Connection (a session bound to one), its engine.
+    key = str(session.get_bind().engine.url)
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < TTL_SECONDS:
         return hit[1]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from . import uploads
 from .calendar import format_date
 from .models import Case, Document, Permit
 from .money import shown_amount
@@ -172,10 +172,7 @@ def _letter(case: Case, action: str, comment: str | None, permit: Permit | None,
 
 
 def _store(session: Any, case: Case, kind: str, content: bytes, actor: Any, now: datetime) -> str:
-    directory = Path(current_app.config["UPLOAD_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    stored = f"{uuid.uuid4().hex}.pdf"
-    (directory / stored).write_bytes(content)
+    stored = uploads.write(session, content, ".pdf")
     digest = hashlib.sha256(content).hexdigest()
     doc = Document(case_id=case.id, kind=kind, original_name=f"{kind}-{case.id}.pdf", stored_name=stored,
                    content_type="application/pdf", size=len(content), sha256=digest,

@@ -2,22 +2,17 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
-from pathlib import Path
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import registry
+from .. import engine, registry, uploads
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..read_only import refuse_auditors
 from ..models import Case, Document, IdempotencyKey, Organization, User, utcnow
-
-PDF_MAGIC = b"%PDF-"
 
 
 def _check_applicant(user: User, organization_id: int) -> None:
@@ -42,7 +37,10 @@ def create(
             )
         )
         if earlier is not None:
-            return session.get(Case, earlier.case_id), False  # type: ignore[return-value]
+            # The first answer again, but only while the user may still see the case: a member
+            # who has left the organisation does not read its case back through an old key.
+            case = engine.get_case(session, user, earlier.case_id)
+            return case, False
     _check_applicant(user, organization_id)
     org = session.get(Organization, organization_id)
     if org is None:
@@ -110,40 +108,18 @@ def attach_document(
     _check_applicant(user, case.organization_id)
     if not editable(case):
         raise Conflict(_("Documents can be changed only as a draft or when returned for correction."))
-    limit = current_app.config["MAX_UPLOAD_BYTES"]
-    if not content:
-        raise Invalid(_("The file is empty."), {kind: _("The file is empty.")})
-    if len(content) > limit:
-        msg = _("The file is larger than %(mb)s MB.", mb=limit // (1024 * 1024))
-        raise Invalid(msg, {kind: msg})
     # Judged by content, not by the name or the browser's claim: a renamed file is refused.
-    if not content.startswith(PDF_MAGIC) or b"%%EOF" not in content[-2048:]:
-        msg = _("The statute must be a PDF file.")
-        raise Invalid(msg, {kind: msg})
-    directory = Path(current_app.config["UPLOAD_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    stored = f"{uuid.uuid4().hex}.pdf"
-    (directory / stored).write_bytes(content)
+    file_type = uploads.check(content, uploads.STATUTE, field=kind, wrong_type=_("The statute must be a PDF file."))
+    stored = uploads.write(session, content, file_type.extension)
     for doc in case.documents:
         if doc.kind == kind and not doc.superseded:
             doc.superseded = True
-    safe_name = Path(filename or "statute.pdf").name[:200] or "statute.pdf"
     doc = Document(
-        case_id=case.id, kind=kind, original_name=safe_name, stored_name=stored,
-        content_type="application/pdf", size=len(content),
+        case_id=case.id, kind=kind, original_name=uploads.safe_name(filename, "statute.pdf"), stored_name=stored,
+        content_type=file_type.content_type, size=len(content),
         sha256=hashlib.sha256(content).hexdigest(), uploaded_by_id=user.id, uploaded_at=utcnow(),
     )
     case.documents.append(doc)
     session.add(doc)
     session.flush()
     return doc
-
-
-def document_path(doc: Document) -> Path:
-    return Path(current_app.config["UPLOAD_DIR"]) / doc.stored_name
-
-
-
-
-def max_bytes() -> int:
-    return int(current_app.config["MAX_UPLOAD_BYTES"])

@@ -20,8 +20,8 @@ from flask_babel import gettext as _
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from .. import calendar, registry
-from ..errors import NotFound
+from .. import audit_chain, calendar, registry
+from ..errors import Forbidden, NotFound
 from ..models import AuditEntry, Case, Document, Organization, Snapshot, User
 from ..models.places import Province
 from ..text import ascii_digits, name_key, normalize_line
@@ -285,7 +285,23 @@ def in_scope(user: User, case: Case) -> bool:
                 and (user.county_id is None or user.county_id == case.county_id))
 
 
+def verify_chains(session: Session, user: User, case_id: int | None = None) -> audit_chain.Report:
+    """Recompute the chains `user` may read: one case's, or every chain of their jurisdiction
+    (national readers: all). A case out of their jurisdiction is a 404, as everywhere, and a
+    break elsewhere is not theirs to be told of."""
+    from .. import engine
+
+    if not user.has_role("auditor", "admin"):
+        raise Forbidden(_("Only auditors and administrators verify the history."))
+    if case_id is not None:
+        case = engine.get_case(session, user, case_id) if 0 < case_id <= MAX_ID else None
+        if case is None or not in_scope(user, case):
+            raise NotFound(_("No such case."))
+    return audit_chain.verify(session.connection(), case_id=case_id, province_id=user.province_id,
+                              county_id=user.county_id)
+
+
 __all__ = ["COUNT_CAP", "EXPORT_CAP", "PAGE", "Filters", "SnapshotView", "actions", "changed_keys", "count",
            "entries", "entry", "in_scope", "issued_documents", "kinds", "page", "query", "read_filters",
            "scope",
-           "snapshot", "states", "stream"]
+           "snapshot", "states", "stream", "verify_chains"]

@@ -6,21 +6,18 @@ Like every service: takes the session, never commits.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import engine
+from .. import engine, uploads
 from ..db import is_row_id
 from ..calendar import to_tehran
 from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..models import AuditEntry, Case, Document, Grant, Programme, Province, Tranche, User, utcnow
+from ..models import AuditEntry, Case, Document, Grant, Organization, Programme, Province, Tranche, User, utcnow
 from ..money import parse_amount
 from ..read_only import refuse_auditors
 from ..reference_data import FIELD_CODES
@@ -29,8 +26,6 @@ from ..text import ascii_digits, name_key, normalize_line
 from .accounts import find_province
 
 PROGRAMME_ROLES = frozenset({"finance", "admin"})
-RECEIPT_TYPES = ((b"%PDF-", "application/pdf", ".pdf"), (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-                 (b"\x89PNG\r\n\x1a\n", "image/png", ".png"))
 MAX_RECEIPTS = 20
 
 
@@ -116,15 +111,40 @@ def create_programme(session: Session, user: User, raw: Any) -> Programme:
     return programme
 
 
-def get_programme(session: Session, programme_id: int) -> Programme:
-    programme = session.get(Programme, programme_id)
-    if programme is None:
+def visible_provinces(session: Session, user: User) -> set[int] | None:
+    """The provinces whose programmes `user` may see; None means all of them.
+
+    Administrators and national staff every programme; provincial staff their province's; an NGO
+    member the programmes of the provinces their organisations work in. Pages and the API ask
+    here, so a programme out of sight is a 404 whichever way it is asked for.
+    """
+    if "admin" in user.roles or (user.is_staff and user.province_id is None):
+        return None
+    provinces: set[int] = set()
+    if user.is_staff and user.province_id is not None:
+        provinces.add(user.province_id)
+    if user.organization_ids:
+        provinces |= set(session.scalars(
+            select(Organization.province_id).where(Organization.id.in_(user.organization_ids))))
+    return provinces
+
+
+def get_programme(session: Session, user: User, programme_id: int) -> Programme:
+    """The programme if `user` may see it; otherwise 404, like a case out of sight."""
+    programme = session.get(Programme, programme_id) if is_row_id(programme_id) else None
+    provinces = visible_provinces(session, user) if programme is not None else None
+    if programme is None or (provinces is not None and programme.province_id not in provinces):
         raise NotFound(_("No such programme."))
     return programme
 
 
-def list_programmes(session: Session, *, province_id: int | None = None, open_on: date | None = None) -> list[Programme]:
+def list_programmes(session: Session, user: User, *, province_id: int | None = None,
+                    open_on: date | None = None) -> list[Programme]:
+    """The programmes `user` may see, the newest fiscal year first."""
     query = select(Programme).order_by(Programme.fiscal_year.desc(), Programme.closes_on.desc(), Programme.id)
+    provinces = visible_provinces(session, user)
+    if provinces is not None:
+        query = query.where(Programme.province_id.in_(sorted(provinces)))
     if province_id is not None:
         query = query.where(Programme.province_id == province_id)
     if open_on is not None:
@@ -194,25 +214,13 @@ def attach_receipt(session: Session, user: User, case: Case, item: Tranche, *, c
         raise Forbidden(_("Only the organisation's members file its spending reports."))
     if item.state not in grant_request.OPEN_TRANCHE:
         raise Conflict(_("This tranche has no report to file now."))
-    limit = current_app.config["MAX_UPLOAD_BYTES"]
-    if not content:
-        raise Invalid(_("The file is empty."), {"receipts": _("The file is empty.")})
-    if len(content) > limit:
-        message = _("The file is larger than %(mb)s MB.", mb=limit // (1024 * 1024))
-        raise Invalid(message, {"receipts": message})
-    kind = next(((ctype, ext) for magic, ctype, ext in RECEIPT_TYPES if content.startswith(magic)), None)
-    if kind is None:
-        message = _("A receipt must be a PDF, JPEG or PNG file.")
-        raise Invalid(message, {"receipts": message})
-    content_type, extension = kind
-    directory = Path(current_app.config["UPLOAD_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    stored = f"{uuid.uuid4().hex}{extension}"
-    (directory / stored).write_bytes(content)
+    file_type = uploads.check(content, uploads.RECEIPT, field="receipts",
+                              wrong_type=_("A receipt must be a PDF, JPEG or PNG file."))
+    stored = uploads.write(session, content, file_type.extension)
     doc = Document(
         case_id=case.id, kind="receipt", tranche_id=item.id,
-        original_name=Path(filename or f"receipt{extension}").name[:200] or f"receipt{extension}",
-        stored_name=stored, content_type=content_type, size=len(content),
+        original_name=uploads.safe_name(filename, f"receipt{file_type.extension}"),
+        stored_name=stored, content_type=file_type.content_type, size=len(content),
         sha256=hashlib.sha256(content).hexdigest(), uploaded_by_id=user.id, uploaded_at=utcnow(),
     )
     session.add(doc)

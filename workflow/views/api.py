@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .. import db, engine, read_only
+from .. import db, engine, read_only, uploads
 from ..errors import Conflict, Invalid, NotFound, WorkflowError
 from ..models import AuditEntry, Permit
 from ..reference_data import FIELDS
 from ..models import Province
-from ..services import accounts, applications, queues
+from ..services import accounts, applications, audit_search, queues
 from .errors import json_error
 from .serialize import case_json, entry_json, iso, permit_json
 
@@ -135,7 +135,7 @@ def upload_document(case_id: int):  # type: ignore[no-untyped-def]
         raise Invalid(_("Unknown document kind."), {"kind": _("Unknown document kind.")})
     if upload is None:
         raise Invalid(_("Send the file as multipart field 'file'."), {"file": _("Required.")})
-    content = upload.read(current_app.config["MAX_UPLOAD_BYTES"] + 1)
+    content = uploads.read(upload)
     doc = applications.attach_document(db.session(), g.api_user, case, content=content,
                                        filename=upload.filename or "statute.pdf", kind=kind)
     commit()
@@ -194,15 +194,14 @@ def permit(number: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/audit/verify")
 def audit_verify():  # type: ignore[no-untyped-def]
-    """What `flask audit verify` says, for auditors: every chain, or one case's (?case=ID)."""
-    from ..audit_chain import verify
-
+    """What `flask audit verify` says, for auditors: every chain of their jurisdiction (national
+    readers: all of them), or one case's (?case=ID)."""
     if not g.api_user.has_role("auditor", "admin"):
         return json_error(403, _("Only auditors and administrators verify the history."))
     case_text = request.args.get("case", "").strip()
     if case_text and not case_text.isdigit():
         raise Invalid(_("case must be a case number."), {"case": _("A whole number.")})
-    report = verify(db.session().connection(), case_id=int(case_text) if case_text else None)
+    report = audit_search.verify_chains(db.session(), g.api_user, int(case_text) if case_text else None)
     broken = report.broken
     return jsonify(
         ok=report.ok, checked=report.checked, chains=report.chains,

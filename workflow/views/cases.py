@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from forms.grants import MAX_TRANCHES, ReportForm, TrancheActionForm
 from forms.transitions import TransitionForm
 
-from .. import db, engine, labels
+from .. import db, engine, labels, uploads
 from ..errors import Invalid, NotFound, WorkflowError
 from ..i18n import amount_text, money_unit, unit_name
 from ..models import AuditEntry, Case, Document, Grant, Tranche
@@ -222,8 +222,7 @@ def report(case_id: int, n: int):  # type: ignore[no-untyped-def]
         flash(_("The form has expired; please try again."), "error")
         return redirect(url_for("cases.show", case_id=case.id))
     lines, local = _report_lines(form)
-    limit = applications.max_bytes()
-    files = [(upload.read(limit + 1), upload.filename or "receipt")
+    files = [(uploads.read(upload), upload.filename or "receipt")
              for upload in request.files.getlist(form.receipts.name) if upload and upload.filename]
     try:
         version = int(form.version.data or -1)
@@ -257,8 +256,7 @@ def document(case_id: int, doc_id: int):  # type: ignore[no-untyped-def]
     doc = session.get(Document, doc_id)
     if doc is None or doc.case_id != case.id:
         raise NotFound(_("No such document."))
-    return send_file(applications.document_path(doc), mimetype=doc.content_type or "application/pdf",
-                     as_attachment=True, download_name=doc.original_name)
+    return uploads.send(doc.stored_name, doc.content_type, doc.original_name)
 
 
 @bp.get("/<int:case_id>/receipts/<int:doc_id>")
@@ -269,5 +267,4 @@ def receipt(case_id: int, doc_id: int):  # type: ignore[no-untyped-def]
     doc = session.get(Document, doc_id)
     if doc is None or doc.case_id != case.id or doc.kind != "receipt":
         raise NotFound(_("No such document."))
-    return send_file(applications.document_path(doc), mimetype=doc.content_type, as_attachment=True,
-                     download_name=doc.original_name)
+    return uploads.send(doc.stored_name, doc.content_type, doc.original_name)

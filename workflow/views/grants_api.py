@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify, request
 from flask_babel import gettext as _
 
-from .. import db, engine
+from .. import db, engine, uploads
 from ..errors import Invalid
 from ..models import Programme
 from ..services import grants
@@ -54,14 +54,14 @@ def list_programmes():  # type: ignore[no-untyped-def]
         if found is None:
             raise Invalid(_("Choose a province."), {"province": _("Choose a province.")})
         province_id = found.id
-    items = grants.list_programmes(session, province_id=province_id)
+    items = grants.list_programmes(session, g.api_user, province_id=province_id)
     return jsonify(items=[programme_json(session, p) for p in items])
 
 
 @bp.get("/programmes/<int:programme_id>")
 def get_programme(programme_id: int):  # type: ignore[no-untyped-def]
     session = db.session()
-    return jsonify(programme_json(session, grants.get_programme(session, programme_id)))
+    return jsonify(programme_json(session, grants.get_programme(session, g.api_user, programme_id)))
 
 
 def _tranches_json(case: Any) -> list[dict[str, Any]]:
@@ -139,8 +139,7 @@ def tranche_report(case_id: int, n: int):  # type: ignore[no-untyped-def]
         version_text = request.form.get("version", "").strip()
         data["version"] = int(version_text) if version_text.isdigit() else (None if not version_text else version_text)
         data["comment"] = request.form.get("comment")
-        limit = current_app.config["MAX_UPLOAD_BYTES"]
-        files = [(upload.read(limit + 1), upload.filename or "receipt") for upload in request.files.getlist("receipts")]
+        files = [(uploads.read(upload), upload.filename or "receipt") for upload in request.files.getlist("receipts")]
     else:
         data = body()
     version, comment = _version_and_comment(data)

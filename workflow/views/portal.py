@@ -9,7 +9,7 @@ from sqlalchemy import select
 from forms.applications import ApplicationForm, NewApplicationForm, NewRenewalForm, RenewalForm
 from forms.grants import GrantRequestForm
 
-from .. import db, engine, labels
+from .. import db, engine, labels, uploads
 from ..errors import Invalid, WorkflowError
 from ..i18n import lang
 from ..i18n import amount_text, money_unit, unit_name
@@ -289,7 +289,7 @@ def edit_application(case_id: int):  # type: ignore[no-untyped-def]
             # The statute is kept even if the fields below need fixing: the applicant should
             # not have to pick the file again because of a typo in a national ID.
             try:
-                content = upload.read(applications.max_bytes() + 1)
+                content = uploads.read(upload)
                 applications.attach_document(session, current_user, case, content=content,
                                              filename=upload.filename)
                 session.commit()

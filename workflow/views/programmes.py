@@ -19,7 +19,7 @@ from forms.grants import ProgrammeForm, RequestGrantForm
 
 from .. import db
 from ..calendar import jalali_year, parse_jalali_date, to_tehran
-from ..errors import Invalid, NotFound, WorkflowError
+from ..errors import Invalid, WorkflowError
 from ..i18n import lang, money_unit, unit_name
 from ..models import Case, Grant, Organization, Programme, Province, User, utcnow
 from ..money import parse_amount
@@ -40,37 +40,18 @@ def _signed_in() -> None:
     return None
 
 
-def visible_provinces(session: Any, user: User) -> set[int] | None:
-    """The provinces whose programmes `user` may see; None means all of them."""
-    if "admin" in user.roles or (user.is_staff and user.province_id is None):
-        return None
-    provinces: set[int] = set()
-    if user.is_staff and user.province_id is not None:
-        provinces.add(user.province_id)
-    if user.organization_ids:
-        provinces |= set(session.scalars(
-            select(Organization.province_id).where(Organization.id.in_(user.organization_ids))))
-    return provinces
-
-
 def may_create(user: User) -> bool:
     return bool(user.roles & grant_service.PROGRAMME_ROLES)
 
 
 def _visible(session: Any, programme_id: int) -> Programme:
-    programme = session.get(Programme, programme_id)
-    provinces = visible_provinces(session, current_user)
-    if programme is None or (provinces is not None and programme.province_id not in provinces):
-        raise NotFound(_("No such programme."))
-    return programme
+    return grant_service.get_programme(session, current_user, programme_id)
 
 
 @bp.get("/")
 def programmes():  # type: ignore[no-untyped-def]
     session = db.session()
-    provinces = visible_provinces(session, current_user)
-    items = [p for p in grant_service.list_programmes(session)
-             if provinces is None or p.province_id in provinces]
+    items = grant_service.list_programmes(session, current_user)
     rows = [{"programme": p, "figures": grant_service.figures(session, p), "open": grant_service.is_open(p)}
             for p in items]
     return render_template("grants/programmes.html", rows=rows, may_create=may_create(current_user))
