@@ -86,6 +86,10 @@ class Allow:
 # naming the actor applies; no Allow for an actor means refused.
 POLICY: dict[str, list[Allow]] = {
     "static": [Allow(EVERYONE, "the stylesheet")],
+    "health.healthz": [Allow(EVERYONE, "liveness probe: says only that the process answers")],
+    "health.readyz": [Allow(EVERYONE, "readiness probe: names a failed dependency by its class, never a host")],
+    "observability.metrics_view": [Allow(EVERYONE, "open from loopback only (the test client's address is "
+                                                   "127.0.0.1); elsewhere it takes METRICS_TOKEN (tests/test_ops.py)")],
     "auth.index": [Allow(EVERYONE, "sends each visitor to their own start page")],
     "auth.login": [Allow(EVERYONE, "the sign-in form (a visitor's wrong password gets the form back)")],
     "auth.logout": [Allow(SIGNED_IN, "ends one's own session")],
