@@ -72,8 +72,9 @@ def init_app(app: Flask) -> None:
     limiter = Limiter(
         client_address, app=app, storage_uri=storage_uri(app.config.get("REDIS_URL", "")),
         strategy="moving-window", key_prefix="sign-in",
-        # Redis down: sign-in goes on unthrottled (and it is logged) rather than failing with a 500.
-        swallow_errors=True,
+        # Redis down or unreachable: sign-in goes on unthrottled (and it is logged) within a
+        # second or two, rather than hanging or failing with a 500.
+        swallow_errors=True, storage_options={"socket_connect_timeout": 2, "socket_timeout": 2},
     )
     app.extensions["sign_in_limiter"] = limiter
     # Flask-Limiter also runs a check before every request, for app-wide and default limits. There
