@@ -26,7 +26,7 @@ from tests.support import PASSWORD, Web, World
 from tests.test_browser import browser  # noqa: F401 (fixture: Debian's Chromium through Playwright)
 from workflow import db, passwords, security, throttle
 from workflow.config import Config
-from workflow.models import ApiToken, Holiday, Notification, User
+from workflow.models import Holiday, Notification, User
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG = "not-the-password"
