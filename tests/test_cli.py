@@ -52,6 +52,8 @@ def test_demo_seed(app, session):
     assert session.scalar(select(func.count(Programme.id))) == 2
     assert session.execute(select(Tranche.n, Tranche.state).order_by(Tranche.n)).all() == [(1, "released"), (2, "pending")]
     states["grants"] = sum(grants.values())
+    hashes = session.scalars(select(User.password_hash)).all()
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)  # demo logins hash with argon2
     assert session.scalar(select(func.count(AuditEntry.id))) > 10
     again = runner.invoke(args=["demo", "seed"])
     assert again.exit_code == 0

@@ -35,6 +35,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_cli(app)
+    register_security(app)
     return app
 
 
@@ -126,6 +127,15 @@ def register_errorhandlers(app: Flask) -> None:
 
     errors.register(app)
     read_only.register(app)
+
+
+def register_security(app: Flask) -> None:
+    """Headers, cookie flags, session timeouts and the proxy count (security.py); the sign-in
+    throttle (throttle.py) wraps the sign-in views, so it comes after the blueprints."""
+    from . import security, throttle
+
+    security.register(app)
+    throttle.init_app(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -86,6 +86,19 @@ class Config:
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
         # How long /readyz waits for the database and Redis before calling them unreachable.
         self.HEALTH_TIMEOUT_SECONDS = float(os.environ.get("HEALTH_TIMEOUT_SECONDS", 2))
+        # Sign-in hardening (workflow/security.py, throttle.py, passwords.py); durations in seconds.
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.PRODUCTION
+        self.SESSION_IDLE_SECONDS = int(os.environ.get("SESSION_IDLE_MINUTES", 30)) * 60
+        self.SESSION_MAX_SECONDS = int(os.environ.get("SESSION_MAX_HOURS", 12)) * 3600
+        self.LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", 10))
+        self.LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_MINUTES", 15)) * 60
+        # Proxies in front that append to X-Forwarded-For/-Proto (1 behind one nginx); 0 trusts none.
+        self.PROXY_COUNT = int(os.environ.get("PROXY_COUNT", 0))
+        self.PASSWORD_ARGON2_TIME_COST = int(os.environ.get("PASSWORD_ARGON2_TIME_COST", 2))
+        self.PASSWORD_ARGON2_MEMORY_KIB = int(os.environ.get("PASSWORD_ARGON2_MEMORY_KIB", 19456))
+        self.PASSWORD_ARGON2_PARALLELISM = int(os.environ.get("PASSWORD_ARGON2_PARALLELISM", 1))
 
 
 class TestConfig(Config):
@@ -94,6 +107,7 @@ class TestConfig(Config):
     def __init__(self, **overrides: object) -> None:
         super().__init__()
         self.TESTING = True
-        self.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+        # argon2's smallest work factor: the suite creates hundreds of users and signs in often.
+        self.PASSWORD_ARGON2_TIME_COST, self.PASSWORD_ARGON2_MEMORY_KIB = 1, 8
         for key, value in overrides.items():
             setattr(self, key, value)

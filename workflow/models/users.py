@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import passwords
 from ..db import Base
 from .places import County, Province
 from .types import UTCDateTime, utcnow
@@ -73,12 +72,10 @@ class User(UserMixin, Base):
         return bool(self.roles & STAFF_ROLES)
 
     def set_password(self, password: str) -> None:
-        # Tests turn the work factor down; production keeps werkzeug's strong default.
-        method = current_app.config.get("PASSWORD_HASH_METHOD") if has_app_context() else None
-        self.password_hash = generate_password_hash(password, method=method or "scrypt")
+        self.password_hash = passwords.hash_password(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return passwords.verify(self.password_hash, password)
 
 
 class UserRole(Base):

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from .. import passwords
 from ..errors import Conflict, Invalid
 from ..models import ROLES, ApiToken, County, Membership, Organization, Province, User, UserRole, utcnow
 from ..text import name_key, normalize_line
@@ -55,7 +56,7 @@ def create_user(
     province: Province | None = None, county: County | None = None,
     organizations: list[Organization] | None = None,
 ) -> User:
-    email = email.strip().lower()
+    email = normalize_email(email)
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise Invalid(f"Unknown role(s): {', '.join(unknown)}", {"role": ", ".join(unknown)})
@@ -71,10 +72,26 @@ def create_user(
     return user
 
 
+def normalize_email(email: str | None) -> str:
+    """The form an address is stored and looked up in; the sign-in throttle keys on it too."""
+    return (email or "").strip().lower()
+
+
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
-    if user is None or not user.is_active or not user.check_password(password or ""):
+    """The user these credentials belong to, or None.
+
+    A hash older than the configured argon2 one is replaced while the plain password is at hand;
+    the caller commits (the request owns the transaction). Every path verifies one hash, so the
+    answer takes as long for an unknown address as for a known one.
+    """
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        passwords.spend_verify_time(password or "")
         return None
+    if not user.check_password(password or "") or not user.is_active:
+        return None
+    if passwords.needs_rehash(user.password_hash):
+        user.set_password(password)
     return user
 
 

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .. import db, engine, read_only, uploads
+from .. import db, engine, read_only, throttle, uploads
 from ..errors import Conflict, Invalid, NotFound, WorkflowError
 from ..models import AuditEntry, Permit
 from ..reference_data import FIELDS
@@ -64,6 +64,7 @@ def token():  # type: ignore[no-untyped-def]
         return json_error(401, _("Wrong e-mail or password."))
     user = accounts.authenticate(db.session(), email, password)
     if user is None:
+        throttle.record_failure()
         return json_error(401, _("Wrong e-mail or password."))
     value, expires = accounts.issue_token(db.session(), user)
     commit()

@@ -5,11 +5,11 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user
 
 from forms.auth import LoginForm, MoneyUnitForm
 
-from .. import db
+from .. import db, security, throttle
 from ..money import UNITS
 from ..services import accounts
 
@@ -47,12 +47,11 @@ def login():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         user = accounts.authenticate(db.session(), form.email.data, form.password.data)
         if user is None:
+            throttle.record_failure()
             form.password.errors = [_("Wrong e-mail or password.")]
         else:
-            keep = session.get("lang")
-            session.clear()  # a fresh session on sign-in: nothing carried over from before
-            if keep:
-                session["lang"] = keep
+            db.session().commit()  # a password hash upgraded to argon2 on the way in
+            security.start_session()
             login_user(user)
             return redirect(_safe_next(request.args.get("next")) or home_for(user))
     return render_template("auth/login.html", form=form)
@@ -61,11 +60,7 @@ def login():  # type: ignore[no-untyped-def]
 @bp.post("/logout")
 @login_required
 def logout():  # type: ignore[no-untyped-def]
-    logout_user()
-    keep = session.get("lang")
-    session.clear()
-    if keep:
-        session["lang"] = keep
+    security.end_session()
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"))
 

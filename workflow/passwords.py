@@ -1,0 +1,67 @@
+"""Password hashing: argon2id for every new hash, older hashes still accepted.
+
+Accounts created before argon2 carry werkzeug hashes (scrypt, or pbkdf2 from tests and
+benchmarks); they verify as before and `needs_rehash` says so, so sign-in can replace them with
+argon2 while it holds the plain password. The work factor comes from the app's config: OWASP's
+argon2id recommendation in production, a trivial one in tests (the suite creates hundreds of users).
+"""
+from __future__ import annotations
+
+import functools
+import secrets
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, has_app_context
+from werkzeug.security import check_password_hash
+
+# OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane (~30 ms here).
+OWASP = (2, 19456, 1)
+ARGON2_PREFIX = "$argon2"
+
+
+@functools.cache
+def _hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
+                          hash_len=32, salt_len=16, type=Type.ID)
+
+
+def hasher() -> PasswordHasher:
+    """The hasher for the app's configured work factor (OWASP outside an app, e.g. a bare script)."""
+    if not has_app_context():
+        return _hasher(*OWASP)
+    config = current_app.config
+    return _hasher(config.get("PASSWORD_ARGON2_TIME_COST", OWASP[0]),
+                   config.get("PASSWORD_ARGON2_MEMORY_KIB", OWASP[1]),
+                   config.get("PASSWORD_ARGON2_PARALLELISM", OWASP[2]))
+
+
+def hash_password(password: str) -> str:
+    return hasher().hash(password)
+
+
+def verify(stored: str, password: str) -> bool:
+    if stored.startswith(ARGON2_PREFIX):
+        try:
+            return hasher().verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+    # A werkzeug hash from before argon2 ("scrypt:…$salt$hash", "pbkdf2:…"); anything else fails.
+    return check_password_hash(stored, password)
+
+
+def needs_rehash(stored: str) -> bool:
+    """True for a pre-argon2 hash, and for an argon2 hash made with another work factor."""
+    return not stored.startswith(ARGON2_PREFIX) or hasher().check_needs_rehash(stored)
+
+
+@functools.cache
+def _decoy(time_cost: int, memory_kib: int, parallelism: int) -> str:
+    return _hasher(time_cost, memory_kib, parallelism).hash(secrets.token_urlsafe(16))
+
+
+def spend_verify_time(password: str) -> None:
+    """Verify against a throwaway hash, so an unknown e-mail answers as slowly as a known one:
+    the response time must not tell which addresses have accounts."""
+    h = hasher()
+    verify(_decoy(h.time_cost, h.memory_cost, h.parallelism), password)

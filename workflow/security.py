@@ -1,0 +1,108 @@
+"""What every response and every signed-in session carries: security headers, cookie flags, a
+fresh session at sign-in, idle and absolute session timeouts, and the client address behind proxies.
+
+Both hooks run on every request, so they do little: the headers are built once per app, and the
+timeout check returns at once for requests without a session cookie (the API, static files).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, flash, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from flask_login import logout_user
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Scripts and styles only from our own files: no inline <script>, on*= handler or style=
+# attribute exists in templates/ (tests/test_security.py keeps it so), so nothing needs 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate CSP 2
+    ("Referrer-Policy", "same-origin"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+# The last-seen stamp is rewritten at most this often, so an active user's cookie is not
+# re-signed and re-sent on every request; the idle timeout is exact to within this.
+SEEN_RESOLUTION_SECONDS = 60
+KEPT_ACROSS_SIGN_IN = ("lang",)
+
+
+def clock() -> float:
+    """Seconds since the epoch; tests move it to travel in time."""
+    return time.time()
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with Secure set whenever the request came over TLS, not
+    only when the production config says so (a staging server behind HTTPS, say)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+def start_session() -> None:
+    """A new session at sign-in: nothing from before it survives (session fixation), not even
+    the CSRF token, except the language choice."""
+    kept = {k: session[k] for k in KEPT_ACROSS_SIGN_IN if k in session}
+    session.clear()
+    session.update(kept)
+    now = int(clock())
+    session["signed_in_at"] = now
+    session["seen_at"] = now
+
+
+def end_session() -> None:
+    logout_user()
+    kept = {k: session[k] for k in KEPT_ACROSS_SIGN_IN if k in session}
+    session.clear()
+    session.update(kept)
+
+
+def register(app: Flask) -> None:
+    if app.config.get("PROXY_COUNT", 0) > 0:
+        hops = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    app.session_interface = SessionInterface()
+    cookie_name = app.config["SESSION_COOKIE_NAME"]
+    idle = app.config["SESSION_IDLE_SECONDS"]
+    longest = app.config["SESSION_MAX_SECONDS"]
+
+    @app.before_request
+    def _expire_session():  # type: ignore[no-untyped-def]
+        # The API authenticates by bearer token; a cookie sent along is not what signs it in.
+        if cookie_name not in request.cookies or "_user_id" not in session or request.path.startswith("/api/"):
+            return None
+        now = clock()
+        signed_in_at, seen_at = session.get("signed_in_at"), session.get("seen_at")
+        if signed_in_at is None or seen_at is None or now - seen_at > idle or now - signed_in_at > longest:
+            end_session()
+            flash(_("Your session has expired; please sign in again."), "info")
+            target = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("auth.login", next=target))
+        if now - seen_at >= SEEN_RESOLUTION_SECONDS:
+            session["seen_at"] = int(now)
+        return None
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        headers = response.headers
+        # setdefault: a response that set its own, stricter policy (a download's sandbox) keeps it.
+        for name, value in HEADERS:
+            headers.setdefault(name, value)
+        if request.is_secure:
+            headers[HSTS[0]] = HSTS[1]
+        return response
