@@ -9,11 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .. import db, engine, read_only
+from ..db import is_row_id
 from ..errors import Conflict, Invalid, NotFound, WorkflowError
 from ..models import AuditEntry, Permit
 from ..reference_data import FIELDS
 from ..models import Province
 from ..services import accounts, applications, queues
+from ..text import whole_number
 from .errors import json_error
 from .serialize import case_json, entry_json, iso, permit_json
 
@@ -174,12 +176,12 @@ def history(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/queue")
 def queue():  # type: ignore[no-untyped-def]
-    limit_text = request.args.get("limit", "50")
-    if not limit_text.isdigit() or int(limit_text) < 1:
+    limit = whole_number(request.args.get("limit", "50"))
+    if limit is None or limit < 1:
         raise Invalid(_("limit must be a positive whole number."), {"limit": _("A positive whole number.")})
     items, next_cursor = queues.page(
         db.session(), g.api_user, kind=request.args.get("kind") or None,
-        limit=int(limit_text), cursor=request.args.get("cursor") or None,
+        limit=limit, cursor=request.args.get("cursor") or None,
     )
     return jsonify(items=[case_json(db.session(), c, g.api_user) for c in items], next_cursor=next_cursor)
 
@@ -200,9 +202,10 @@ def audit_verify():  # type: ignore[no-untyped-def]
     if not g.api_user.has_role("auditor", "admin"):
         return json_error(403, _("Only auditors and administrators verify the history."))
     case_text = request.args.get("case", "").strip()
-    if case_text and not case_text.isdigit():
+    case_id = whole_number(case_text) if case_text else None
+    if case_text and not is_row_id(case_id):
         raise Invalid(_("case must be a case number."), {"case": _("A whole number.")})
-    report = verify(db.session().connection(), case_id=int(case_text) if case_text else None)
+    report = verify(db.session().connection(), case_id=case_id)
     broken = report.broken
     return jsonify(
         ok=report.ok, checked=report.checked, chains=report.chains,

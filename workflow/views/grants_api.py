@@ -17,6 +17,7 @@ from ..models import Programme
 from ..services import grants
 from .api import body, bp, commit
 from .serialize import case_json, iso
+from ..text import whole_number
 
 
 def programme_json(session: Any, programme: Programme) -> dict[str, Any]:
@@ -137,7 +138,10 @@ def tranche_report(case_id: int, n: int):  # type: ignore[no-untyped-def]
         except ValueError as exc:
             raise Invalid(_("Send the lines as a JSON list."), {"lines": _("Send the lines as a JSON list.")}) from exc
         version_text = request.form.get("version", "").strip()
-        data["version"] = int(version_text) if version_text.isdigit() else (None if not version_text else version_text)
+        # Text that is not a whole number stays text, so the check below names the field.
+        data["version"] = whole_number(version_text) if version_text else None
+        if version_text and data["version"] is None:
+            data["version"] = version_text
         data["comment"] = request.form.get("comment")
         limit = current_app.config["MAX_UPLOAD_BYTES"]
         files = [(upload.read(limit + 1), upload.filename or "receipt") for upload in request.files.getlist("receipts")]
