@@ -65,9 +65,11 @@ def register_converters(app: Flask) -> None:
     one is a 404 like any other unknown id, never a database error."""
     from werkzeug.routing import IntegerConverter
 
-    from .db import MAX_ID
+    from .db import MAX_ID, ROW_ID_PATTERN
 
     class RowId(IntegerConverter):
+        regex = ROW_ID_PATTERN  # past MAX_ID no rule matches: a 404 whatever the method
+
         def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("max", MAX_ID)
             super().__init__(map, *args, **kwargs)
