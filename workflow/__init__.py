@@ -97,6 +97,9 @@ def register_blueprints(app: Flask) -> None:
     from .views import statistics  # the statistics page and its CSV
 
     app.register_blueprint(statistics.bp)
+    from .views import api_docs  # GET /api/v1/openapi.json, public
+
+    app.register_blueprint(api_docs.bp)
     # The API authenticates every call with a bearer token, not a cookie, so CSRF cannot apply.
     csrf.exempt(api.bp)
 
