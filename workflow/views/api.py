@@ -16,7 +16,7 @@ from ..reference_data import FIELDS
 from ..models import Province
 from ..services import accounts, applications, queues
 from ..text import whole_number
-from .errors import json_error
+from .errors import json_error, json_or_400
 from .serialize import case_json, entry_json, iso, permit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -38,8 +38,11 @@ def _authenticate():  # type: ignore[no-untyped-def]
 
 
 def body() -> dict[str, Any]:
-    """The JSON object sent; malformed JSON is a 400 (raised by Flask), a non-object too."""
-    data = request.get_json(force=True, silent=False)
+    """The JSON object sent, whatever the Content-Type says; malformed JSON, text that cannot
+    be stored (NUL, a lone surrogate) or nesting past any body of ours is a 400, a non-object too.
+    Parsed here rather than trusted to the check on JSON bodies in errors.py, which a client
+    skips by sending JSON as text/plain."""
+    data = json_or_400(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise WorkflowError(_("The body must be a JSON object."))
     return data
