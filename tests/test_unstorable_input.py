@@ -3,16 +3,18 @@
 Each case here was a 500: NUL in JSON sent as text/plain (the API reads any body as JSON, and
 only bodies labelled JSON were checked), a lone surrogate escaped in JSON (UTF-8 cannot encode
 it for PostgreSQL), JSON nested a few hundred levels deep (RecursionError), and queue cursors
-naming Infinity, a deep nest or an id past any column.
+naming Infinity, a deep nest or an id past any column; NUL in an uploaded file's name or in an
+Idempotency-Key.
 """
 from __future__ import annotations
 
 import base64
 import json
+from io import BytesIO
 
 import pytest
 
-from tests.support import Api, good_data
+from tests.support import PDF, Api, good_data
 from tests.test_grants import create_programme, issue_permit, open_request, to_decision
 from workflow.views.errors import MAX_DEPTH, unstorable
 
@@ -102,3 +104,18 @@ def test_a_cursor_of_ours_pages(api: Api) -> None:
     first = api.get("/api/v1/queue?limit=1", "intake").get_json()
     second = api.get(f"/api/v1/queue?limit=1&cursor={first['next_cursor']}", "intake").get_json()
     assert len(first["items"]) == len(second["items"]) == 1 and first["items"][0]["id"] != second["items"][0]["id"]
+
+
+def test_a_file_name_that_cannot_be_stored_is_400(api: Api) -> None:
+    case = api.create()
+    r = api.client.post(f"/api/v1/applications/{case['id']}/documents", headers=api.headers("ngo"),
+                        data={"file": (BytesIO(PDF), "a\x00.pdf")}, content_type="multipart/form-data")
+    assert r.status_code == 400
+    assert api.get(f"/api/v1/applications/{case['id']}", "ngo").get_json()["documents"] == []
+    assert api.upload(case["id"], name="اساسنامه.pdf").status_code == 201
+
+
+def test_an_idempotency_key_that_cannot_be_stored_is_400(api: Api) -> None:
+    body = {"kind": "permit_issuance", "organization_id": api.world.orgs["org1"], "data": good_data()}
+    assert api.post("/api/v1/applications", "ngo", body, headers={"Idempotency-Key": "a\x00b"}).status_code == 400
+    assert api.post("/api/v1/applications", "ngo", body, headers={"Idempotency-Key": "a-b"}).status_code == 201

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -16,7 +16,7 @@ from ..reference_data import FIELDS
 from ..models import Province
 from ..services import accounts, applications, queues
 from ..text import whole_number
-from .errors import json_error, json_or_400
+from .errors import json_error, json_or_400, unstorable
 from .serialize import case_json, entry_json, iso, permit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -103,6 +103,8 @@ def reference():  # type: ignore[no-untyped-def]
 def create_application():  # type: ignore[no-untyped-def]
     data = body()
     key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
+    if unstorable(key):  # gunicorn refuses NUL in a header; another server in front may not
+        abort(400)
     session = db.session()
     case, created = applications.create(
         session, g.api_user, kind=data.get("kind", "permit_issuance"),

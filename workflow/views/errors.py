@@ -82,7 +82,8 @@ def register(app: Flask) -> None:
             request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
         # The query string is looked at decoded: "%00" in the raw path is three harmless characters.
         if "\x00" in request.path or any(unstorable(v) for _k, v in request.args.items(multi=True)) or any(
-                unstorable(v) for _k, v in request.form.items(multi=True)):
+                unstorable(v) for _k, v in request.form.items(multi=True)) or any(
+                unstorable(f.filename) for _k, f in request.files.items(multi=True)):  # stored as the name
             abort(400)
         limit = current_app.config["API_MAX_BODY_BYTES"]
         if request.is_json and request.content_length and request.content_length <= limit:
