@@ -311,6 +311,8 @@ def _report_values(session: Session, case: Case, values: dict[str, Any]) -> tupl
     if not isinstance(raw, list) or not raw:
         errors["lines"] = _msg(_l("List what was spent, line by line."))
         raw = []
+    if len(raw) > MAX_LINES:  # refused, not cut: a report of its first 50 lines would be a false one
+        errors["lines"] = _msg(_l("At most %(n)s lines.", n=MAX_LINES))
     for i, line in enumerate(raw[:MAX_LINES]):
         if not isinstance(line, dict):
             errors[f"lines.{i}"] = _msg(_l("Each line needs an item, the amount budgeted and the amount spent."))
