@@ -132,6 +132,8 @@ def test_a_whole_story_keeps_to_the_document(contract: Api, app: Flask) -> None:
     api = contract
     client: ContractClient = api.client  # type: ignore[assignment]
     assert api.client.post("/api/v1/token", json={"email": "ngo@test.ir", "password": "wrong"}).status_code == 401
+    too_large = "x" * (app.config["API_MAX_BODY_BYTES"] + 1)
+    assert api.client.post("/api/v1/token", data=too_large, content_type="application/json").status_code == 413
     api.get("/api/v1/me", "ngo")
     api.get("/api/v1/reference", "ngo")
     number = issue_permit(api)  # create, upload, transitions, approval
@@ -172,7 +174,7 @@ def test_a_whole_story_keeps_to_the_document(contract: Api, app: Flask) -> None:
         ("api.permit_transition", 200), ("api.permit_history", 200), ("api.audit_verify", 200),
         ("api.create_programme", 201), ("api.list_programmes", 200), ("api.get_programme", 200),
         ("api.tranches", 200), ("api.release_tranche", 200), ("api.tranche_report", 200),
-        ("api.accept_report", 200), ("api.return_report", 200),
+        ("api.accept_report", 200), ("api.return_report", 200), ("api.token", 401), ("api.token", 413),
     }
     assert sorted(expected - client.seen) == []
     assert {endpoint for endpoint, _status in expected} | {"api_docs.openapi"} == set(_routes(app).values())

@@ -119,3 +119,4 @@ def test_an_idempotency_key_that_cannot_be_stored_is_400(api: Api) -> None:
     body = {"kind": "permit_issuance", "organization_id": api.world.orgs["org1"], "data": good_data()}
     assert api.post("/api/v1/applications", "ngo", body, headers={"Idempotency-Key": "a\x00b"}).status_code == 400
     assert api.post("/api/v1/applications", "ngo", body, headers={"Idempotency-Key": "a-b"}).status_code == 201
+
