@@ -86,6 +86,7 @@ class Allow:
 # naming the actor applies; no Allow for an actor means refused.
 POLICY: dict[str, list[Allow]] = {
     "static": [Allow(EVERYONE, "the stylesheet")],
+    "api_docs.openapi": [Allow(EVERYONE, "the API's OpenAPI document: public, no data")],
     "health.healthz": [Allow(EVERYONE, "liveness probe: says only that the process answers")],
     "health.readyz": [Allow(EVERYONE, "readiness probe: names a failed dependency by its class, never a host")],
     "observability.metrics_view": [Allow(EVERYONE, "open from loopback only (the test client's address is "

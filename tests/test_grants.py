@@ -474,3 +474,17 @@ def test_numbers_past_any_id_are_refused_cleanly(api: Api, funded: dict[str, Any
     api.advance(cid, ("approve", "director"))
     r = api.act(cid, "release_tranche", "finance", tranche=2**40)
     assert r.status_code == 422 and "tranche" in r.get_json()["error"]["fields"]
+
+
+def test_a_report_of_more_lines_than_taken_is_refused_not_cut(api: Api) -> None:
+    """The report's lines past the 50th were dropped without a word, and the spent total with them."""
+    issue_permit(api)
+    case_id = open_request(api, create_programme(api)["id"])["id"]
+    to_decision(api, case_id)
+    api.advance(case_id, ("approve", "director"))
+    assert api.post(f"/api/v1/grants/{case_id}/tranches/1/release", "finance", {}).status_code == 200
+    lines = [{"item": f"قلم {n}", "budgeted_rials": 1_000_000, "spent_rials": 1_000_000} for n in range(51)]
+    r = report(api, case_id, 1, lines)
+    assert r.status_code == 422 and "lines" in r.get_json()["error"]["fields"], r.get_json()
+    tranche = api.get(f"/api/v1/grants/{case_id}/tranches", "ngo").get_json()["items"][0]
+    assert tranche["state"] == "released" and tranche["report"] is None

@@ -87,9 +87,11 @@ def register_converters(app: Flask) -> None:
     one is a 404 like any other unknown id, never a database error."""
     from werkzeug.routing import IntegerConverter
 
-    from .db import MAX_ID
+    from .db import MAX_ID, ROW_ID_PATTERN
 
     class RowId(IntegerConverter):
+        regex = ROW_ID_PATTERN  # past MAX_ID no rule matches: a 404 whatever the method
+
         def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("max", MAX_ID)
             super().__init__(map, *args, **kwargs)
@@ -117,6 +119,9 @@ def register_blueprints(app: Flask) -> None:
     from .views import statistics  # the statistics page and its CSV
 
     app.register_blueprint(statistics.bp)
+    from .views import api_docs  # GET /api/v1/openapi.json, public
+
+    app.register_blueprint(api_docs.bp)
     # The API authenticates every call with a bearer token, not a cookie, so CSRF cannot apply.
     csrf.exempt(api.bp)
 

@@ -97,7 +97,7 @@ def users_create(email: str, password: str, name: str, roles: tuple[str, ...], p
     """Create a user with roles, a jurisdiction and organisation memberships."""
     from .models import Organization
     from .services import accounts
-    from .text import name_key
+    from .text import name_key, whole_number
 
     with db.new_session() as session:
         prov = cnty = None
@@ -113,7 +113,8 @@ def users_create(email: str, password: str, name: str, roles: tuple[str, ...], p
                 raise click.ClickException(f"unknown county in {prov.name_en}: {county}")
         orgs = []
         for ref in organizations:
-            org = session.get(Organization, int(ref)) if ref.isdigit() else session.scalar(
+            org_id = whole_number(ref)
+            org = session.get(Organization, org_id) if db.is_row_id(org_id) else session.scalar(
                 select(Organization).where(Organization.name_key == name_key(ref)))
             if org is None:
                 raise click.ClickException(f"unknown organization: {ref}")

@@ -27,6 +27,27 @@ NAMING_CONVENTION = {
 MAX_ID = 2**31 - 1
 
 
+def digits_up_to(limit: int) -> str:
+    """A regular expression for the whole numbers 1..limit, written without leading zeros.
+
+    The URL converter matches ids with it, so a larger number matches no route at all: checked
+    only after matching (werkzeug's `max`), it made werkzeug answer 405 with a wrong Allow
+    header where a sibling route took another method (PATCH /applications/99999999999).
+    """
+    text = str(limit)
+    options = [rf"[1-9]\d{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for i, digit in enumerate(text):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            rest = len(text) - i - 1
+            options.append(f"{text[:i]}[{low}-{int(digit) - 1}]" + (rf"\d{{{rest}}}" if rest else ""))
+    options.append(text)
+    return "(?:" + "|".join(options) + ")"
+
+
+ROW_ID_PATTERN = digits_up_to(MAX_ID)
+
+
 def is_row_id(value: object) -> bool:
     """Whether `value` could be the id of a row (a positive int that fits the column)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID

@@ -38,7 +38,7 @@ def parse_amount(value: Any, unit: str = "rial") -> int | None:
                 return None  # there is no part of a rial
             tenths, text = int(fraction.group(1)), text[:fraction.start()]
         text = _SEPARATORS.sub("", text)
-        if not text.isdigit() or not text.isascii():
+        if not text.isdigit() or not text.isascii() or len(text) > 30:  # int() refuses 4,300 digits
             return None
         return _checked(int(text) * RIALS_PER.get(unit, 1) + tenths)
     else:

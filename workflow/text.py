@@ -57,6 +57,22 @@ def ascii_digits(value: str) -> str:
     return value.translate(_TO_ASCII_DIGITS)
 
 
+def whole_number(value: object, max_digits: int = 30) -> int | None:
+    """The whole number typed in `value` (ASCII, Persian or Arabic-Indic digits, spaces around
+    it), or None for anything else, text too long to be a number we keep included.
+
+    `str.isdigit()` alone is not the test: it accepts digits that int() refuses (superscripts
+    such as "²", circled digits), and int() refuses a string of more than 4,300 digits; each
+    was a 500 where a 4xx was due.
+    """
+    if not isinstance(value, str):
+        return None
+    text = ascii_digits(value.strip())
+    if not text or len(text) > max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def persian_digits(value: object) -> str:
     """Render ASCII digits as Persian ones for display in fa pages."""
     return str(value).translate(_TO_PERSIAN_DIGITS)

@@ -24,7 +24,7 @@ from .. import audit_chain, calendar, registry
 from ..errors import Forbidden, NotFound
 from ..models import AuditEntry, Case, Document, Organization, Snapshot, User
 from ..models.places import Province
-from ..text import ascii_digits, name_key, normalize_line
+from ..text import name_key, normalize_line, whole_number
 
 PAGE = 50
 COUNT_CAP = 1000  # "more than 1,000 found": counting further only costs the database
@@ -113,9 +113,9 @@ def read_filters(args: Mapping[str, str]) -> Filters:
         f.errors["kind"] = _("Unknown kind.")
         f.kind = ""
     if f.case:
-        number = ascii_digits(f.case).lstrip("#")
-        if number.isdigit() and 0 < int(number) <= MAX_ID:
-            f.case_id = int(number)
+        number = whole_number(f.case.strip().lstrip("#"))
+        if number is not None and 0 < number <= MAX_ID:
+            f.case_id = number
         else:
             f.errors["case"] = _("A case number, such as 125.")
     message = _("Enter a Jalali date such as 1404/01/15.")

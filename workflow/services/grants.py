@@ -22,7 +22,7 @@ from ..money import parse_amount
 from ..read_only import refuse_auditors
 from ..reference_data import FIELD_CODES
 from ..states import grant_request
-from ..text import ascii_digits, name_key, normalize_line
+from ..text import ascii_digits, name_key, normalize_line, whole_number
 from .accounts import find_province
 
 PROGRAMME_ROLES = frozenset({"finance", "admin"})
@@ -43,8 +43,9 @@ def _iso_date(value: Any) -> date | None:
 
 
 def _province(session: Session, value: Any) -> Province | None:
-    if isinstance(value, str) and ascii_digits(value.strip()).isdigit():
-        value = int(ascii_digits(value.strip()))
+    number = whole_number(value)
+    if number is not None:
+        value = number
     if isinstance(value, int):
         return session.get(Province, value) if is_row_id(value) else None
     if isinstance(value, str) and value.strip():
@@ -69,8 +70,9 @@ def create_programme(session: Session, user: User, raw: Any) -> Programme:
     elif "admin" not in user.roles and user.province_id not in (None, province.id):
         raise Forbidden(_("You may create programmes only in your own province."))
     year = raw.get("fiscal_year")
-    if isinstance(year, str) and ascii_digits(year.strip()).isdigit():
-        year = int(ascii_digits(year.strip()))
+    typed_year = whole_number(year)
+    if typed_year is not None:
+        year = typed_year
     if not isinstance(year, int) or isinstance(year, bool) or not 1390 <= year <= 1499:
         errors["fiscal_year"] = _("Enter the Jalali fiscal year, such as 1405.")
     budget = parse_amount(raw.get("budget_rials"))

@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, exists, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from .. import registry
+from ..db import is_row_id
 from ..errors import Invalid
 from ..models import AuditEntry, Case, User
 
@@ -27,12 +28,17 @@ def _encode(case: Case) -> str:
 
 
 def _decode(cursor: str) -> tuple[datetime, int]:
+    """The keyset a cursor names; anything but what `_encode` writes is a 422 (an id past the
+    column, Infinity or a deep nest among them: each was a 500)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, case_id = json.loads(raw)
-        return datetime.fromisoformat(at), int(case_id)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        moment = datetime.fromisoformat(at)
+    except (ValueError, TypeError, RecursionError) as exc:
         raise Invalid(_("Invalid cursor."), {"cursor": _("Invalid cursor.")}) from exc
+    if not is_row_id(case_id):
+        raise Invalid(_("Invalid cursor."), {"cursor": _("Invalid cursor.")})
+    return moment, case_id
 
 
 def actionable(user: User, kind: str | None = None, state: str | None = None) -> Select[Any]:

@@ -27,7 +27,7 @@ from ..money import parse_amount
 from .. import letters
 from ..process import Deadline, Process, Rule
 from .common import DECISION_RULES, intake_rules
-from ..text import normalize, normalize_line
+from ..text import normalize, normalize_line, whole_number
 
 KIND = "grant_request"
 TITLE = _l("Grant request")
@@ -72,8 +72,9 @@ def clean_data(session: Session, case: Case, raw: Any, *, complete: bool) -> tup
 
     current = (case.data or {}).get("programme_id")
     wanted = raw.get("programme_id", current)
-    if isinstance(wanted, str) and wanted.strip().isdigit():
-        wanted = int(wanted.strip())
+    typed = whole_number(wanted)
+    if typed is not None:
+        wanted = typed
     programme = None
     if current is not None and wanted != current:
         errors["programme_id"] = _msg(_l("A request stays with the programme it was opened for."))
@@ -218,9 +219,7 @@ def grant_of(session: Session, case: Case) -> Grant:
 def _score(session: Session, case: Case, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     score = values.get("score")
     if isinstance(score, str) and score.strip():
-        from ..text import ascii_digits
-
-        score = int(ascii_digits(score.strip())) if ascii_digits(score.strip()).isdigit() else None
+        score = whole_number(score)
     if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 100:
         return {}, {"score": _msg(_l("Give a score from 0 to 100."))}
     return {"score": score}, {}
@@ -253,8 +252,8 @@ def _proposal(session: Session, case: Case, values: dict[str, Any]) -> tuple[dic
 
 def _tranche_number(values: dict[str, Any]) -> int | None:
     n = values.get("tranche")
-    if isinstance(n, str) and n.strip().isdigit():
-        n = int(n.strip())
+    if isinstance(n, str):
+        n = whole_number(n)
     return n if is_row_id(n) else None
 
 
@@ -312,6 +311,8 @@ def _report_values(session: Session, case: Case, values: dict[str, Any]) -> tupl
     if not isinstance(raw, list) or not raw:
         errors["lines"] = _msg(_l("List what was spent, line by line."))
         raw = []
+    if len(raw) > MAX_LINES:  # refused, not cut: a report of its first 50 lines would be a false one
+        errors["lines"] = _msg(_l("At most %(n)s lines.", n=MAX_LINES))
     for i, line in enumerate(raw[:MAX_LINES]):
         if not isinstance(line, dict):
             errors[f"lines.{i}"] = _msg(_l("Each line needs an item, the amount budgeted and the amount spent."))

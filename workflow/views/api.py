@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, abort, g, jsonify, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .. import db, engine, read_only, throttle, uploads
+from ..db import is_row_id
 from ..errors import Conflict, Invalid, NotFound, WorkflowError
 from ..models import AuditEntry, Permit
 from ..reference_data import FIELDS
 from ..models import Province
 from ..services import accounts, applications, audit_search, queues
-from .errors import json_error
+from ..text import whole_number
+from .errors import json_error, json_or_400, unstorable
 from .serialize import case_json, entry_json, iso, permit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -36,8 +38,11 @@ def _authenticate():  # type: ignore[no-untyped-def]
 
 
 def body() -> dict[str, Any]:
-    """The JSON object sent; malformed JSON is a 400 (raised by Flask), a non-object too."""
-    data = request.get_json(force=True, silent=False)
+    """The JSON object sent, whatever the Content-Type says; malformed JSON, text that cannot
+    be stored (NUL, a lone surrogate) or nesting past any body of ours is a 400, a non-object too.
+    Parsed here rather than trusted to the check on JSON bodies in errors.py, which a client
+    skips by sending JSON as text/plain."""
+    data = json_or_400(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise WorkflowError(_("The body must be a JSON object."))
     return data
@@ -99,6 +104,8 @@ def reference():  # type: ignore[no-untyped-def]
 def create_application():  # type: ignore[no-untyped-def]
     data = body()
     key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
+    if unstorable(key):  # gunicorn refuses NUL in a header; another server in front may not
+        abort(400)
     session = db.session()
     case, created = applications.create(
         session, g.api_user, kind=data.get("kind", "permit_issuance"),
@@ -175,12 +182,12 @@ def history(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/queue")
 def queue():  # type: ignore[no-untyped-def]
-    limit_text = request.args.get("limit", "50")
-    if not limit_text.isdigit() or int(limit_text) < 1:
+    limit = whole_number(request.args.get("limit", "50"))
+    if limit is None or limit < 1:
         raise Invalid(_("limit must be a positive whole number."), {"limit": _("A positive whole number.")})
     items, next_cursor = queues.page(
         db.session(), g.api_user, kind=request.args.get("kind") or None,
-        limit=int(limit_text), cursor=request.args.get("cursor") or None,
+        limit=limit, cursor=request.args.get("cursor") or None,
     )
     return jsonify(items=[case_json(db.session(), c, g.api_user) for c in items], next_cursor=next_cursor)
 
@@ -200,9 +207,10 @@ def audit_verify():  # type: ignore[no-untyped-def]
     if not g.api_user.has_role("auditor", "admin"):
         return json_error(403, _("Only auditors and administrators verify the history."))
     case_text = request.args.get("case", "").strip()
-    if case_text and not case_text.isdigit():
+    case_id = whole_number(case_text) if case_text else None
+    if case_text and not is_row_id(case_id):
         raise Invalid(_("case must be a case number."), {"case": _("A whole number.")})
-    report = audit_search.verify_chains(db.session(), g.api_user, int(case_text) if case_text else None)
+    report = audit_search.verify_chains(db.session(), g.api_user, case_id)
     broken = report.broken
     return jsonify(
         ok=report.ok, checked=report.checked, chains=report.chains,

@@ -24,7 +24,7 @@ from .. import audit_chain, calendar, engine, labels, replica
 from ..i18n import lang, number
 from ..models import Case, utcnow
 from ..services import audit_search
-from ..text import ascii_digits
+from ..text import whole_number
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 READERS = ("auditor", "admin", "director")
@@ -59,10 +59,8 @@ def _readers_only() -> None:
 def _before() -> int | None:
     """The keyset of the next page: entries older than this id. Junk or an id past any row
     starts from the newest (a link typed wrong should still show something)."""
-    text = ascii_digits(request.args.get("before", "")).strip()
-    if not text.isdigit() or len(text) > 10 or not 0 < int(text) <= audit_search.MAX_ID:
-        return None
-    return int(text)
+    number = whole_number(request.args.get("before", ""))
+    return number if number is not None and 0 < number <= audit_search.MAX_ID else None
 
 
 @bp.get("/decisions")

@@ -24,6 +24,7 @@ from ..money import parse_amount
 from ..services import applications
 from ..services import grants as grant_service
 from ..states import grant_request
+from ..text import whole_number
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -143,7 +144,7 @@ def transition(case_id: int, action: str):  # type: ignore[no-untyped-def]
         flash(_("The form has expired; please try again."), "error")
         return redirect(url_for("cases.show", case_id=case.id))
     try:
-        version = int(form.version.data or -1)
+        version = whole_number(form.version.data or "") or -1
         engine.fire(session, case, action, current_user, version=version, comment=form.comment.data,
                     values=_action_values(case, action, form))
         session.commit()
@@ -178,7 +179,7 @@ def tranche_action(case_id: int, n: int, verb: str):  # type: ignore[no-untyped-
         flash(_("The form has expired; please try again."), "error")
         return redirect(url_for("cases.show", case_id=case.id))
     try:
-        version = int(form.version.data or -1)
+        version = whole_number(form.version.data or "") or -1
         engine.fire(session, case, action, current_user, version=version, comment=form.comment.data,
                     values={"tranche": n})
         session.commit()
@@ -225,7 +226,7 @@ def report(case_id: int, n: int):  # type: ignore[no-untyped-def]
     files = [(uploads.read(upload), upload.filename or "receipt")
              for upload in request.files.getlist(form.receipts.name) if upload and upload.filename]
     try:
-        version = int(form.version.data or -1)
+        version = whole_number(form.version.data or "") or -1
         grant_service.file_report(session, current_user, case, n, lines=lines, files=files, version=version,
                                   comment=form.comment.data)
         if local:  # not reached in practice: the service refuses an "x"

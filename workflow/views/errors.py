@@ -4,7 +4,10 @@ API paths always answer JSON in the contract's shape; pages render a template.
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
+from typing import Any
 
 from flask import Flask, abort, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
@@ -34,14 +37,39 @@ def json_error(status: int, message: str, fields: dict[str, str] | None = None, 
     return jsonify(body), status
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+# NUL and lone surrogates (JSON may escape both) cannot be stored: PostgreSQL refuses the one,
+# UTF-8 the other, deep inside a query. No body of ours nests deeper than a few levels; a deeper
+# one would only exhaust the recursion limit of whoever walks it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_DEPTH = 32
+
+
+def unstorable(value: Any) -> bool:
+    """Whether decoded input holds text that cannot be stored, or nests past MAX_DEPTH."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend((part, depth + 1) for pair in item.items() for part in pair)
+        elif isinstance(item, list):
+            stack.extend((part, depth + 1) for part in item)
     return False
+
+
+def json_or_400(text: str | bytes) -> Any:
+    """JSON text as the API takes it: malformed, too deep to parse, or unstorable is a 400."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        abort(400)
+    if unstorable(data):
+        abort(400)
+    return data
 
 
 def register(app: Flask) -> None:
@@ -53,13 +81,17 @@ def register(app: Flask) -> None:
         if wants_json() and request.endpoint not in UPLOAD_ENDPOINTS:
             request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
         # The query string is looked at decoded: "%00" in the raw path is three harmless characters.
-        if "\x00" in request.path or any(_has_nul(v) for _k, v in request.args.items(multi=True)) or any(
-                _has_nul(v) for _k, v in request.form.items(multi=True)):
+        if "\x00" in request.path or any(unstorable(v) for _k, v in request.args.items(multi=True)) or any(
+                unstorable(v) for _k, v in request.form.items(multi=True)) or any(
+                unstorable(f.filename) for _k, f in request.files.items(multi=True)):  # stored as the name
             abort(400)
         limit = current_app.config["API_MAX_BODY_BYTES"]
         if request.is_json and request.content_length and request.content_length <= limit:
-            data = request.get_json(silent=True)
-            if _has_nul(data):
+            try:
+                data = request.get_json(silent=True)
+            except RecursionError:
+                abort(400)
+            if unstorable(data):
                 abort(400)
         return None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import abort, g, jsonify, request
 from flask_babel import gettext as _
 
 from .. import db, engine, uploads
@@ -16,7 +16,9 @@ from ..errors import Invalid
 from ..models import Programme
 from ..services import grants
 from .api import body, bp, commit
+from .errors import unstorable
 from .serialize import case_json, iso
+from ..text import whole_number
 
 
 def programme_json(session: Any, programme: Programme) -> dict[str, Any]:
@@ -134,10 +136,15 @@ def tranche_report(case_id: int, n: int):  # type: ignore[no-untyped-def]
     if request.mimetype == "multipart/form-data":
         try:
             data: dict[str, Any] = {"lines": json.loads(request.form.get("lines", "null"))}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise Invalid(_("Send the lines as a JSON list."), {"lines": _("Send the lines as a JSON list.")}) from exc
+        if unstorable(data["lines"]):
+            abort(400)
         version_text = request.form.get("version", "").strip()
-        data["version"] = int(version_text) if version_text.isdigit() else (None if not version_text else version_text)
+        # Text that is not a whole number stays text, so the check below names the field.
+        data["version"] = whole_number(version_text) if version_text else None
+        if version_text and data["version"] is None:
+            data["version"] = version_text
         data["comment"] = request.form.get("comment")
         files = [(uploads.read(upload), upload.filename or "receipt") for upload in request.files.getlist("receipts")]
     else:

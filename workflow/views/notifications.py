@@ -22,7 +22,9 @@ from jobs.messages import render
 
 from .. import db
 from ..i18n import lang
+from ..db import is_row_id
 from ..models import Notification, Permit, utcnow
+from ..text import whole_number
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 log = logging.getLogger(__name__)
@@ -94,9 +96,9 @@ def index():  # type: ignore[no-untyped-def]
         .outerjoin(Permit, Permit.id == Notification.permit_id)
         .where(Notification.user_id == current_user.id)
     )
-    before = request.args.get("before", "")
-    if before.isdigit():
-        query = query.where(Notification.id < int(before))
+    before = whole_number(request.args.get("before", ""))
+    if is_row_id(before):
+        query = query.where(Notification.id < before)
     rows = session.execute(query.order_by(Notification.id.desc()).limit(PAGE + 1)).all()
     more = len(rows) > PAGE
     items = []

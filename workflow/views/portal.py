@@ -17,7 +17,7 @@ from ..models import Case, Organization, Permit, Programme, utcnow
 from ..money import parse_amount
 from ..states import grant_request, permit_renewal
 from ..reference_data import FIELDS
-from ..text import persian_digits
+from ..text import persian_digits, whole_number
 from ..services import applications
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -92,7 +92,7 @@ def _edit_renewal(case: Case):  # type: ignore[no-untyped-def]
     elif form.validate_on_submit():
         data = {"permit_number": (case.data or {}).get("permit_number"), "activity_report": form.activity_report.data or ""}
         try:
-            applications.update_data(session, current_user, case, data, int(form.version.data or -1))
+            applications.update_data(session, current_user, case, data, whole_number(form.version.data or "") or -1)
             session.commit()
             if "submit" in request.form:
                 action = "submit" if case.state == "draft" else "resubmit"
@@ -199,7 +199,7 @@ def _edit_grant(case: Case):  # type: ignore[no-untyped-def]
         return page()
     data, local = _grant_form_data(form, case)
     try:
-        applications.update_data(session, current_user, case, data, int(form.version.data or -1))
+        applications.update_data(session, current_user, case, data, whole_number(form.version.data or "") or -1)
         session.commit()
     except WorkflowError as exc:
         session.rollback()
@@ -300,7 +300,7 @@ def edit_application(case_id: int):  # type: ignore[no-untyped-def]
                 return render_template("portal/application_form.html", form=form, case=case,
                                        extra=extra), exc.status
         try:
-            version = int(form.version.data or -1)
+            version = whole_number(form.version.data or "") or -1
             applications.update_data(session, current_user, case, form.data_for_service(), version)
             session.commit()
         except WorkflowError as exc:

@@ -27,6 +27,7 @@ from ..reference_data import FIELDS
 from ..services import applications
 from ..services import grants as grant_service
 from ..states import grant_request
+from ..text import whole_number
 
 bp = Blueprint("grants", __name__, url_prefix="/programmes")
 
@@ -184,7 +185,7 @@ def request_grant(programme_id: int):  # type: ignore[no-untyped-def]
     try:
         case, _created = applications.create(
             session, current_user, kind=grant_request.KIND,
-            organization_id=int(org_text) if org_text.isdigit() else None,
+            organization_id=whole_number(org_text),
             data={"programme_id": programme.id},
         )
         session.commit()

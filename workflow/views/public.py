@@ -12,7 +12,7 @@ from .. import db, labels
 from ..errors import WorkflowError
 from ..models import Permit
 from ..services import permits
-from ..text import ascii_digits
+from ..text import ascii_digits, whole_number
 
 bp = Blueprint("public", __name__)
 
@@ -53,7 +53,7 @@ def permit_transition(number: str, action: str):  # type: ignore[no-untyped-def]
         return redirect(target)
     try:
         found = permits.get_by_number(session, number)
-        version = int(form.version.data or -1)
+        version = whole_number(form.version.data or "") or -1
         permits.fire(session, found, action, current_user, reason=form.comment.data, version=version)
         session.commit()
     except WorkflowError as exc:

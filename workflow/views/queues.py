@@ -9,7 +9,8 @@ from .. import db, labels, registry, replica
 from ..errors import WorkflowError
 from ..models import Case, Organization
 from ..services import queues
-from ..text import name_key
+from ..db import is_row_id
+from ..text import name_key, whole_number
 
 bp = Blueprint("queues", __name__)
 PAGE = 25
@@ -57,9 +58,9 @@ def audit():  # type: ignore[no-untyped-def]
     org_text = (request.args.get("org") or "").strip()
     if org_text:
         query = query.join(Organization).where(Organization.name_key.contains(name_key(org_text)))
-    before = request.args.get("before", "")
-    if before.isdigit():
-        query = query.where(Case.id < int(before))
+    before = whole_number(request.args.get("before", ""))
+    if is_row_id(before):
+        query = query.where(Case.id < before)
     items = session.scalars(query.order_by(Case.id.desc()).limit(PAGE + 1)).all()
     more = len(items) > PAGE
     items = items[:PAGE]
