@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import engine, letters, registry
+from . import engine, letters, registry, uploads
 from .db import MAX_ID
 from .models import ROLES
 from .money import MAX_RIALS
@@ -335,7 +335,7 @@ def _schemas() -> dict[str, Schema]:
                 "spent_rials": _or_null(RIALS), "reported_at": _or_null(DATETIME),
                 "receipts": {"type": "array", "items": _object({
                     "id": ROW_ID, "name": STRING, "size": {"type": "integer", "minimum": 1}, "sha256": SHA256,
-                    "content_type": {"enum": [ctype for _magic, ctype, _ext in grant_service.RECEIPT_TYPES]},
+                    "content_type": {"enum": [t.content_type for t in uploads.RECEIPT]},
                 }, ["id", "name", "size", "sha256", "content_type"])},
             }, ["lines", "spent_rials", "reported_at", "receipts"])),
             "accepted_at": _or_null(DATETIME), "refund_rials": _or_null(RIALS), "return_comment": _or_null(STRING),
