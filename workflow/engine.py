@@ -230,7 +230,8 @@ def fire(
         else:  # an effect flushed it (a permit needed its id): only the head is left to write
             _write_head(session, case, link_hash)
         notify = _notify_params(case, action, text, now) if action in process.notify_applicants else None
-        entry, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash)
+        entry, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash,
+                                       province_id=case.province_id)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc

@@ -170,6 +170,10 @@ def query(user: User, f: Filters) -> Select[Any]:
          .join(Province, Province.id == Case.province_id)
          .outerjoin(Actor, Actor.id == AuditEntry.actor_id)
          .where(*scope(user)))
+    if user.province_id is not None:
+        # The same jurisdiction, on the entry's copy of its case's province: a province's entries
+        # newest first are then one index range, not a walk through the whole country's history.
+        q = q.where(AuditEntry.province_id == user.province_id)
     if f.org:
         q = q.where(Organization.name_key.contains(name_key(f.org), autoescape=True))
     if f.reviewer:
