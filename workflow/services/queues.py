@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from .. import registry
 from ..errors import Invalid
-from ..models import AuditEntry, Case, User
+from ..models import AuditEntry, Case, Organization, User
 
 MAX_LIMIT = 200
 
@@ -98,6 +98,23 @@ def actionable(user: User, kind: str | None = None, state: str | None = None) ->
     return select(Case).where(or_(*(and_(*w) for w in wheres)) if wheres else false())
 
 
+def page_query(user: User, *, kind: str | None = None, state: str | None = None, limit: int = 50,
+               after: tuple[datetime, int] | None = None) -> Select[Any] | None:
+    """The statement of one page: the first limit + 1 cases after `after` (None: nothing to do)."""
+    parts = []
+    for where in lists(user, kind, state):
+        part = select(Case.id, Case.state_entered_at).where(*where)
+        if after is not None:
+            part = part.where(tuple_(Case.state_entered_at, Case.id) > tuple_(*after))
+        parts.append(part.order_by(Case.state_entered_at, Case.id).limit(limit + 1))
+    if not parts:
+        return None
+    merged = union_all(*parts).subquery("lists") if len(parts) > 1 else parts[0].subquery("lists")
+    top = select(merged.c.id, merged.c.state_entered_at) \
+        .order_by(merged.c.state_entered_at, merged.c.id).limit(limit + 1).subquery("top")
+    return select(Case).join(top, Case.id == top.c.id).order_by(top.c.state_entered_at, top.c.id)
+
+
 def page(
     session: Session, user: User, *, kind: str | None = None, state: str | None = None,
     limit: int = 50, cursor: str | None = None, related: bool = True,
@@ -107,19 +124,9 @@ def page(
     if kind and kind not in registry.PROCESSES:
         raise Invalid(_("Unknown kind."), {"kind": _("Unknown kind.")})
     limit = max(1, min(int(limit), MAX_LIMIT))
-    after = _decode(cursor) if cursor else None
-    parts = []
-    for where in lists(user, kind, state):
-        part = select(Case.id, Case.state_entered_at).where(*where)
-        if after is not None:
-            part = part.where(tuple_(Case.state_entered_at, Case.id) > tuple_(*after))
-        parts.append(part.order_by(Case.state_entered_at, Case.id).limit(limit + 1))
-    if not parts:
+    query = page_query(user, kind=kind, state=state, limit=limit, after=_decode(cursor) if cursor else None)
+    if query is None:
         return [], None
-    merged = union_all(*parts).subquery("lists") if len(parts) > 1 else parts[0].subquery("lists")
-    top = select(merged.c.id, merged.c.state_entered_at) \
-        .order_by(merged.c.state_entered_at, merged.c.id).limit(limit + 1).subquery("top")
-    query = select(Case).join(top, Case.id == top.c.id).order_by(top.c.state_entered_at, top.c.id)
     if related:
         query = query.options(selectinload(Case.documents), selectinload(Case.permit))
     rows = list(session.scalars(query))
@@ -127,13 +134,36 @@ def page(
     return rows[:limit], next_cursor
 
 
-def counts(session: Session, user: User) -> dict[tuple[str, str], int]:
-    """(kind, state) → number of cases waiting for the user: the numbers on the queue tabs.
-
-    One count per list, each an index-only scan of its range (UNION ALL: one round trip)."""
+def counts_query(user: User) -> Select[Any] | None:
+    """(kind, state, count) of each list: one index-only count per list, in one statement."""
     parts = [select(Case.kind, Case.state, func.count()).where(*where).group_by(Case.kind, Case.state)
              for where in lists(user)]
     if not parts:
+        return None
+    return union_all(*parts) if len(parts) > 1 else parts[0]  # type: ignore[return-value]
+
+
+def counts(session: Session, user: User) -> dict[tuple[str, str], int]:
+    """(kind, state) → number of cases waiting for the user: the numbers on the queue tabs."""
+    query = counts_query(user)
+    if query is None:
         return {}
-    rows = session.execute(union_all(*parts) if len(parts) > 1 else parts[0])
-    return {(k, s): n for k, s, n in rows}
+    return {(k, s): n for k, s, n in session.execute(query)}
+
+
+def case_list_query(user: User, *, state: str | None = None, org_key: str = "", before: int | None = None,
+                    limit: int = 25) -> Select[Any]:
+    """The auditors' list of submitted cases in the reader's jurisdiction, newest first, after
+    case `before` (keyset on id): a range of (province, id) or (province, state, id)."""
+    query = select(Case).where(Case.submitted_at.is_not(None))
+    if user.province_id is not None:
+        query = query.where(Case.province_id == user.province_id)
+    if user.county_id is not None:
+        query = query.where(Case.county_id == user.county_id)
+    if state:
+        query = query.where(Case.state == state)
+    if org_key:
+        query = query.join(Organization).where(Organization.name_key.contains(org_key, autoescape=True))
+    if before is not None:
+        query = query.where(Case.id < before)
+    return query.order_by(Case.id.desc()).limit(limit + 1)

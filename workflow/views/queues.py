@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from .. import db, labels, registry
 from ..errors import WorkflowError
-from ..models import Case, Organization
+from ..db import MAX_ID
 from ..services import queues
 from ..text import name_key
 
@@ -46,21 +45,13 @@ def audit():  # type: ignore[no-untyped-def]
     if not current_user.roles & {"auditor", "admin", "director"}:
         abort(403)
     session = db.session()
-    query = select(Case).where(Case.submitted_at.is_not(None))
-    if current_user.province_id is not None:
-        query = query.where(Case.province_id == current_user.province_id)
-    if current_user.county_id is not None:
-        query = query.where(Case.county_id == current_user.county_id)
     state = request.args.get("state") or None
-    if state:
-        query = query.where(Case.state == state)
     org_text = (request.args.get("org") or "").strip()
-    if org_text:
-        query = query.join(Organization).where(Organization.name_key.contains(name_key(org_text)))
     before = request.args.get("before", "")
-    if before.isdigit():
-        query = query.where(Case.id < int(before))
-    items = session.scalars(query.order_by(Case.id.desc()).limit(PAGE + 1)).all()
+    query = queues.case_list_query(current_user, state=state, org_key=name_key(org_text) if org_text else "",
+                                   before=int(before) if before.isdigit() and int(before) <= MAX_ID else None,
+                                   limit=PAGE)
+    items = session.scalars(query).all()
     more = len(items) > PAGE
     items = items[:PAGE]
     states = sorted({s for p in registry.PROCESSES.values() for s in p.states} - {"draft"})
