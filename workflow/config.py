@@ -70,6 +70,8 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.PRODUCTION
         self.PUBLIC_URL = os.environ.get("PUBLIC_URL", "")
+        # Draw letters in this process rather than in a renderer process (workflow/letter_pdf.py).
+        self.LETTERS_INLINE = os.environ.get("LETTERS_INLINE", "0") in ("1", "true", "yes")
 
 
 class TestConfig(Config):
@@ -79,5 +81,6 @@ class TestConfig(Config):
         super().__init__()
         self.TESTING = True
         self.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+        self.LETTERS_INLINE = True
         for key, value in overrides.items():
             setattr(self, key, value)
