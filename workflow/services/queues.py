@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from .. import registry
 from ..errors import Invalid
-from ..models import AuditEntry, Case, Organization, User
+from ..models import AuditEntry, Case, Grant, Organization, User
 
 MAX_LIMIT = 200
 
@@ -132,6 +132,14 @@ def page(
     rows = list(session.scalars(query))
     next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+def prime_grants(session: Session, cases: list[Case]) -> None:
+    """Load the grant rows and tranches of a page's grant requests in one query: serialising the
+    page and listing each case's actions (which ask about tranches) then ask nothing per case."""
+    ids = [c.id for c in cases if c.kind == "grant_request"]
+    if ids:
+        session.scalars(select(Grant).where(Grant.case_id.in_(ids)).options(selectinload(Grant.tranches))).all()
 
 
 def counts_query(user: User) -> Select[Any] | None:
