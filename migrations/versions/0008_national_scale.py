@@ -8,7 +8,8 @@ Measured by bench/queues.py on a million cases (workflow/bench_populate.py):
   * a queue is a merge of (kind, state) lists, each a range of one of three indexes in queue
     order: by province, by county (county offices), nationally (staff without a province);
   * the auditors' list of cases, newest first: by province, by province and state, by state;
-  * the auditor console lists audit entries of a province newest first: the entry carries its
+  * the auditor console lists audit entries of a province newest first, and finds the ids a
+    period spans from (province, at, id) or (at, id) alone: the entry carries its
     case's province (a case never changes province once it has history), filled by the engine
     and, for any other writer, by a trigger on PostgreSQL;
   * the queue's separation-of-duties test ("did this user recommend on the case?") and the
@@ -59,6 +60,9 @@ def upgrade() -> None:
     else:
         op.execute(backfill)
     op.create_index('ix_audit_entries_province_id_id', 'audit_entries', ['province_id', 'id'])
+    op.create_index('ix_audit_entries_province_at', 'audit_entries', ['province_id', 'at', 'id'])
+    op.drop_index('ix_audit_entries_at', table_name='audit_entries')
+    op.create_index('ix_audit_entries_at', 'audit_entries', ['at', 'id'])
     op.drop_index('ix_audit_entries_actor_id', table_name='audit_entries')
     op.create_index('ix_audit_entries_actor_id', 'audit_entries', ['actor_id', 'action', 'case_id'])
     op.create_index('ix_notifications_failed', 'notifications', ['failed_at', 'id'],
@@ -69,6 +73,9 @@ def downgrade() -> None:
     op.drop_index('ix_notifications_failed', table_name='notifications')
     op.drop_index('ix_audit_entries_actor_id', table_name='audit_entries')
     op.create_index('ix_audit_entries_actor_id', 'audit_entries', ['actor_id'])
+    op.drop_index('ix_audit_entries_at', table_name='audit_entries')
+    op.create_index('ix_audit_entries_at', 'audit_entries', ['at'])
+    op.drop_index('ix_audit_entries_province_at', table_name='audit_entries')
     op.drop_index('ix_audit_entries_province_id_id', table_name='audit_entries')
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_entries_province ON audit_entries")
