@@ -8,8 +8,8 @@ Measured by bench/queues.py on a million cases (workflow/bench_populate.py):
   * a queue is a merge of (kind, state) lists, each a range of one of three indexes in queue
     order: by province, by county (county offices), nationally (staff without a province);
   * the auditors' list of cases, newest first: by province, by province and state, by state;
-  * the auditor console lists audit entries of a province newest first, and finds the ids a
-    period spans from (province, at, id) or (at, id) alone: the entry carries its
+  * the auditor console lists audit entries of a province newest first, a period's by (at, id):
+    the entry carries its
     case's province (a case never changes province once it has history), filled by the engine
     and, for any other writer, by a trigger on PostgreSQL;
   * the queue's separation-of-duties test ("did this user recommend on the case?") and the

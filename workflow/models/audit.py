@@ -18,10 +18,10 @@ class AuditEntry(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "seq"),
         # Statistics and the auditor console ask for a period's decisions.
-        # Also the ids a period spans, from the index alone (the console's date filter).
+        # Also a period's entries newest first, nationally (the console's date filter).
         Index("ix_audit_entries_at", "at", "id"),
-        # The auditor console: a province's entries, newest first, and the ids a period spans
-        # there (services/audit_search.py).
+        # The auditor console: a province's entries newest first, all or in a period
+        # (services/audit_search.py).
         Index("ix_audit_entries_province_id_id", "province_id", "id"),
         Index("ix_audit_entries_province_at", "province_id", "at", "id"),
         # "Did this user recommend on this case?" (the queues, the engine), from the index alone.

@@ -17,12 +17,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from .. import calendar, registry
 from ..errors import NotFound
 from ..models import AuditEntry, Case, Document, Organization, Snapshot, User
+from ..models.types import UTCDateTime
 from ..models.places import Province
 from ..text import ascii_digits, name_key, normalize_line
 
@@ -174,7 +175,7 @@ def _entry_scope(user: User) -> list[Any]:
     return where
 
 
-def _filtered(q: Select[Any], f: Filters, organization_joined: bool, province_id: int | None) -> Select[Any]:
+def _filtered(q: Select[Any], f: Filters, organization_joined: bool) -> Select[Any]:
     if f.org:
         if not organization_joined:
             q = q.join(Organization, Organization.id == Case.organization_id)
@@ -193,20 +194,10 @@ def _filtered(q: Select[Any], f: Filters, organization_joined: bool, province_id
         q = q.where(Case.kind == f.kind)
     if f.case_id is not None:
         q = q.where(AuditEntry.case_id == f.case_id)
-    if f.start is not None or f.end is not None:
-        period = []
-        if f.start is not None:
-            period.append(AuditEntry.at >= f.start)
-        if f.end is not None:
-            period.append(AuditEntry.at < f.end)
-        q = q.where(*period)
-        # The ids the period spans, read from (province_id, at, id) or (at, id) alone: the entries,
-        # newest first by id, are then walked only inside them, not from today back to the period.
-        if province_id is not None:
-            period.append(AuditEntry.province_id == province_id)
-        span = select(func.min(AuditEntry.id), func.max(AuditEntry.id)).where(*period).subquery("span")
-        q = q.where(AuditEntry.id >= select(span.c[0]).scalar_subquery(),
-                    AuditEntry.id <= select(span.c[1]).scalar_subquery())
+    if f.start is not None:
+        q = q.where(AuditEntry.at >= f.start)
+    if f.end is not None:
+        q = q.where(AuditEntry.at < f.end)
     return q
 
 
@@ -219,14 +210,28 @@ def query(user: User, f: Filters) -> Select[Any]:
          .join(Province, Province.id == Case.province_id)
          .outerjoin(Actor, Actor.id == AuditEntry.actor_id)
          .where(*_entry_scope(user)))
-    return _filtered(q, f, organization_joined=True, province_id=user.province_id).order_by(AuditEntry.id.desc())
+    q = _filtered(q, f, organization_joined=True)
+    if _by_time(f):
+        # A period's entries, newest first, are one range of (province_id, at, id) or (at, id);
+        # by id they would be all entries since the period's end, then sorted.
+        return q.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    return q.order_by(AuditEntry.id.desc())
+
+
+def _by_time(f: Filters) -> bool:
+    return f.start is not None or f.end is not None
 
 
 def page(session: Session, user: User, f: Filters, before: int | None = None,
          limit: int = PAGE) -> tuple[list[Any], bool]:
-    """One page of entries older than entry `before` (keyset: as cheap at the end as at the start)."""
+    """One page of entries older than entry `before` (keyset: as cheap at the end as at the start;
+    on (at, id) within a period, where an id of no entry starts from the newest)."""
     q = query(user, f)
-    if before is not None:
+    if before is not None and _by_time(f):
+        at = select(AuditEntry.at).where(AuditEntry.id == before).scalar_subquery()
+        newest = literal(datetime.max.replace(tzinfo=timezone.utc), UTCDateTime())
+        q = q.where(tuple_(AuditEntry.at, AuditEntry.id) < tuple_(func.coalesce(at, newest), before))
+    elif before is not None:
         q = q.where(AuditEntry.id < before)
     rows = list(session.execute(q.limit(limit + 1)))
     return rows[:limit], len(rows) > limit
@@ -236,7 +241,7 @@ def count(session: Session, user: User, f: Filters, cap: int = COUNT_CAP) -> tup
     """How many entries match, counted up to `cap`; True when there are more. Only the tables the
     filters need are joined."""
     q = _filtered(select(AuditEntry.id).select_from(AuditEntry).join(Case, Case.id == AuditEntry.case_id)
-                  .where(*_entry_scope(user)), f, organization_joined=False, province_id=user.province_id)
+                  .where(*_entry_scope(user)), f, organization_joined=False)
     n = session.scalar(select(func.count()).select_from(q.limit(cap + 1).subquery())) or 0
     return min(n, cap), n > cap
 
