@@ -134,12 +134,14 @@ def page(
     return rows[:limit], next_cursor
 
 
-def prime_grants(session: Session, cases: list[Case]) -> None:
+def prime_grants(session: Session, cases: list[Case]) -> list[Grant]:
     """Load the grant rows and tranches of a page's grant requests in one query: serialising the
-    page and listing each case's actions (which ask about tranches) then ask nothing per case."""
+    page and listing each case's actions (which ask about tranches) then ask nothing per case.
+    The caller keeps the list while it serialises: the session holds its objects weakly."""
     ids = [c.id for c in cases if c.kind == "grant_request"]
-    if ids:
-        session.scalars(select(Grant).where(Grant.case_id.in_(ids)).options(selectinload(Grant.tranches))).all()
+    if not ids:
+        return []
+    return list(session.scalars(select(Grant).where(Grant.case_id.in_(ids)).options(selectinload(Grant.tranches))))
 
 
 def counts_query(user: User) -> Select[Any] | None:
