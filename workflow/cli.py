@@ -29,6 +29,9 @@ def register(app: Flask) -> None:
     from .audit_cli import audit_cli
 
     app.cli.add_command(audit_cli)
+    from .bench_cli import bench_cli
+
+    app.cli.add_command(bench_cli)
 
 
 def load_reference_data(session) -> int:  # type: ignore[no-untyped-def]

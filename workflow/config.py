@@ -99,6 +99,8 @@ class Config:
         self.PASSWORD_ARGON2_TIME_COST = int(os.environ.get("PASSWORD_ARGON2_TIME_COST", 2))
         self.PASSWORD_ARGON2_MEMORY_KIB = int(os.environ.get("PASSWORD_ARGON2_MEMORY_KIB", 19456))
         self.PASSWORD_ARGON2_PARALLELISM = int(os.environ.get("PASSWORD_ARGON2_PARALLELISM", 1))
+        # Draw letters in this process rather than in a renderer process (workflow/letter_pdf.py).
+        self.LETTERS_INLINE = os.environ.get("LETTERS_INLINE", "0") in ("1", "true", "yes")
 
 
 class TestConfig(Config):
@@ -109,5 +111,6 @@ class TestConfig(Config):
         self.TESTING = True
         # argon2's smallest work factor: the suite creates hundreds of users and signs in often.
         self.PASSWORD_ARGON2_TIME_COST, self.PASSWORD_ARGON2_MEMORY_KIB = 1, 8
+        self.LETTERS_INLINE = True
         for key, value in overrides.items():
             setattr(self, key, value)

@@ -78,6 +78,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    # A request reads a page: neither JIT compilation nor parallel workers pay for themselves there
+    # (each costs milliseconds to start, more than such a query takes), and on a small server the
+    # cores they would take are the other requests'. PostgreSQL picks them from cost estimates,
+    # which for LIMIT queries over large tables are often far above what the query will read.
+    connect_args = kwargs.setdefault("connect_args", {})
+    connect_args.setdefault("options", "-c jit=off -c max_parallel_workers_per_gather=0")
     return create_engine(url, **kwargs)
 
 

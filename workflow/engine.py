@@ -92,17 +92,34 @@ def get_case(session: Session, user: User, case_id: int) -> Case:
 
 
 def has_recommended(session: Session, process: Process, case: Case, user: User) -> bool:
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    AuditEntry.case_id == case.id,
-                    AuditEntry.actor_id == user.id,
-                    AuditEntry.action.in_(process.recommend_actions),
-                )
-            )
-        )
-    )
+    """Whether `user` recommended on `case`. Remembered in the session until its next transition
+    (`fire` forgets it): listing a case's actions asks it once per decision rule, a queue page
+    once per case, and `remember_recommendations` answers a whole page in one query."""
+    memo = session.info.setdefault(_RECOMMENDED, {})
+    key = (case.id, user.id)
+    if key not in memo:
+        memo[key] = bool(session.scalar(select(exists().where(
+            AuditEntry.case_id == case.id,
+            AuditEntry.actor_id == user.id,
+            AuditEntry.action.in_(process.recommend_actions),
+        ))))
+    return memo[key]
+
+
+_RECOMMENDED = "engine.recommended"
+
+
+def remember_recommendations(session: Session, cases: list[Case], user: User) -> None:
+    """Answer `has_recommended` for all `cases` at once (a page of a queue)."""
+    if not cases:
+        return
+    actions = sorted({a for p in registry.PROCESSES.values() for a in p.recommend_actions})
+    found = set(session.scalars(select(AuditEntry.case_id).where(
+        AuditEntry.case_id.in_([c.id for c in cases]), AuditEntry.actor_id == user.id,
+        AuditEntry.action.in_(actions))))
+    memo = session.info.setdefault(_RECOMMENDED, {})
+    for case in cases:
+        memo.setdefault((case.id, user.id), case.id in found)
 
 
 def _may_use(session: Session, process: Process, case: Case, user: User, rule: Rule) -> bool:
@@ -232,7 +249,8 @@ def fire(
         else:  # an effect flushed it (a permit needed its id): only the head is left to write
             _write_head(session, case, link_hash)
         notify = _notify_params(case, action, text, now) if action in process.notify_applicants else None
-        entry, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash)
+        entry, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash,
+                                       province_id=case.province_id)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
@@ -240,6 +258,7 @@ def fire(
         if not is_lost_race(exc):
             raise
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
+    session.info.pop(_RECOMMENDED, None)  # a recommendation may just have been made
     if note_ids:
         from jobs.queue import enqueue_after_commit
 

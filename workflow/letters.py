@@ -28,9 +28,7 @@ from .models import Case, Document, Permit
 from .money import shown_amount
 from .text import persian_digits
 
-FONTS = Path(__file__).resolve().parent / "fonts"
 KINDS = ("approval_letter", "rejection_letter", "certificate")
-INK = (20, 40, 80)
 
 
 def ltr(text: str) -> str:
@@ -38,58 +36,21 @@ def ltr(text: str) -> str:
     return f"\u2066{text}\u2069"
 
 
-def _pdf():  # type: ignore[no-untyped-def]
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    pdf.set_margins(20, 20, 20)
-    pdf.set_auto_page_break(True, 20)
-    pdf.add_font("naskh", "", str(FONTS / "NotoNaskhArabic-Regular.ttf"))
-    pdf.add_font("naskh", "B", str(FONTS / "NotoNaskhArabic-Bold.ttf"))
-    pdf.add_font("sans", "", str(FONTS / "NotoSans-Regular.ttf"))
-    # Latin letters (a name typed in English) come from Noto Sans, in bold lines too.
-    pdf.set_fallback_fonts(["sans"], exact_match=False)
-    pdf.set_text_shaping(use_shaping_engine=True, direction="rtl", script="arab", language="fas")
-    # A fixed creation date keeps the bytes (and so the hash) a function of the letter's content.
-    pdf.set_creation_date(datetime(2000, 1, 1))
-    pdf.add_page()
-    return pdf
-
-
 def _office(case: Case) -> str:
     return _("Office of Social and Cultural Affairs, Governorate of %(province)s",
              province=case.organization.province.name_fa)
 
 
-def _heading(pdf: Any, case: Case, title: str, number: str, now: datetime) -> None:
-    pdf.set_text_color(*INK)
-    pdf.set_font("naskh", "B", 13)
-    pdf.cell(0, 9, _office(case), align="C", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("naskh", "", 11)
-    pdf.cell(0, 8, _("Date: %(date)s", date=format_date(now, "fa")), align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 8, _("Number: %(number)s", number=ltr(number)), align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-    pdf.set_font("naskh", "B", 18)
-    pdf.cell(0, 14, title, align="C", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_draw_color(*INK)
-    pdf.line(20, pdf.get_y() + 1, 190, pdf.get_y() + 1)
-    pdf.ln(6)
-    pdf.set_text_color(0, 0, 0)
+def _heading(case: Case, title: str, number: str, now: datetime) -> dict[str, str]:
+    return {"office": _office(case), "date": _("Date: %(date)s", date=format_date(now, "fa")),
+            "number": _("Number: %(number)s", number=ltr(number)), "title": title}
 
 
-def _paragraph(pdf: Any, text: str, size: int = 13) -> None:
-    pdf.set_font("naskh", "", size)
-    pdf.multi_cell(0, 10, text, align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
+def _draw(sheet: dict[str, Any]) -> bytes:
+    """The sheet drawn as PDF (workflow/letter_pdf.py: in a renderer process, or here in tests)."""
+    from . import letter_pdf
 
-
-def _signature(pdf: Any, actor: Any, case: Case) -> None:
-    pdf.ln(10)
-    pdf.set_font("naskh", "B", 12)
-    pdf.cell(0, 8, actor.name if actor else _("System"), align="L", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("naskh", "", 11)
-    pdf.cell(0, 8, _("Director General, %(office)s", office=_office(case)), align="L", new_x="LMARGIN",
-             new_y="NEXT")
+    return letter_pdf.draw(sheet, inline=bool(current_app.config.get("LETTERS_INLINE")))
 
 
 def _decision_text(case: Case, action: str, comment: str | None, permit: Permit | None, grant: Any) -> list[str]:
@@ -126,8 +87,6 @@ def _certificate(case: Case, permit: Permit, now: datetime) -> bytes:
 
     from .reference_data import FIELDS
 
-    pdf = _pdf()
-    _heading(pdf, case, _("Activity permit of a non-governmental organisation"), permit.number or "", now)
     field = next((f["name_fa"] for f in FIELDS if f["code"] == (permit.case.data or {}).get("field")), "")
     place = case.organization.province.name_fa
     rows = [
@@ -138,21 +97,17 @@ def _certificate(case: Case, permit: Permit, now: datetime) -> bytes:
         (_("Valid from"), format_date(permit.issued_at, "fa")),
         (_("Valid until"), format_date(permit.valid_until, "fa")),
     ]
-    pdf.set_font("naskh", "", 14)
-    for label, value in rows:
-        pdf.multi_cell(0, 11, f"{label}: {value}", align="R", new_x="LMARGIN", new_y="NEXT")
     url = verification_url(permit)
     qr = segno.make(url, error="m")
     buf = io.BytesIO()
     qr.save(buf, kind="png", scale=8, border=2)
-    buf.seek(0)
-    top = pdf.get_y() + 8
-    pdf.image(buf, x=20, y=top, w=45)
-    pdf.set_xy(70, top + 8)
-    pdf.set_font("naskh", "", 11)
-    pdf.multi_cell(120, 8, _("Scan the code, or open %(url)s, to see whether this permit is valid today.",
-                             url=ltr(url)), align="R")
-    return bytes(pdf.output())
+    return _draw({
+        "heading": _heading(case, _("Activity permit of a non-governmental organisation"), permit.number or "", now),
+        "rows": [f"{label}: {value}" for label, value in rows],
+        "qr": {"png": buf.getvalue(),
+               "caption": _("Scan the code, or open %(url)s, to see whether this permit is valid today.",
+                            url=ltr(url))},
+    })
 
 
 def verification_url(permit: Permit) -> str:
@@ -162,13 +117,13 @@ def verification_url(permit: Permit) -> str:
 
 def _letter(case: Case, action: str, comment: str | None, permit: Permit | None, grant: Any, actor: Any,
             now: datetime, number: str) -> bytes:
-    pdf = _pdf()
     title = _("Approval letter") if action == "approve" else _("Rejection letter")
-    _heading(pdf, case, title, number, now)
-    for line in _decision_text(case, action, comment, permit, grant):
-        _paragraph(pdf, line)
-    _signature(pdf, actor, case)
-    return bytes(pdf.output())
+    return _draw({
+        "heading": _heading(case, title, number, now),
+        "paragraphs": _decision_text(case, action, comment, permit, grant),
+        "signature": {"name": actor.name if actor else _("System"),
+                      "office": _("Director General, %(office)s", office=_office(case))},
+    })
 
 
 def _store(session: Any, case: Case, kind: str, content: bytes, actor: Any, now: datetime) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base
@@ -20,8 +20,16 @@ from .types import JSONType, UTCDateTime, utcnow
 class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
-        # The queue query: jurisdiction + state, oldest first, keyset on (state_entered_at, id).
-        Index("ix_cases_queue", "province_id", "state", "state_entered_at", "id"),
+        # The queues (services/queues.py): one range per (kind, state) list in queue order, keyset on
+        # (state_entered_at, id); a province's, a county office's, national staff's.
+        Index("ix_cases_queue", "province_id", "kind", "state", "state_entered_at", "id"),
+        Index("ix_cases_queue_county", "county_id", "kind", "state", "state_entered_at", "id",
+              postgresql_where=text("county_id IS NOT NULL"), sqlite_where=text("county_id IS NOT NULL")),
+        Index("ix_cases_queue_national", "kind", "state", "state_entered_at", "id"),
+        # The auditors' list of cases, newest first, all or in one state (views/queues.py).
+        Index("ix_cases_province_id_id", "province_id", "id"),
+        Index("ix_cases_province_state_id", "province_id", "state", "id"),
+        Index("ix_cases_state_id", "state", "id"),
         Index("ix_cases_org_state", "organization_id", "state"),
         # The sweep asks only "what is due now?": one index range, however many cases exist.
         Index("ix_cases_next_event_at", "next_event_at"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base
@@ -24,6 +24,9 @@ class Notification(Base):
         Index("ix_notifications_user_unread", "user_id", "read_at"),
         # Undelivered rows, for the sweep's re-enqueue and the admins' failed list.
         Index("ix_notifications_pending", "delivered_at", "failed_at", "enqueued_at"),
+        # The admins' list of failed deliveries, newest first, without passing the delivered ones.
+        Index("ix_notifications_failed", "failed_at", "id", postgresql_where=text("failed_at IS NOT NULL"),
+              sqlite_where=text("failed_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -189,7 +189,10 @@ def queue():  # type: ignore[no-untyped-def]
         db.session(), g.api_user, kind=request.args.get("kind") or None,
         limit=limit, cursor=request.args.get("cursor") or None,
     )
-    return jsonify(items=[case_json(db.session(), c, g.api_user) for c in items], next_cursor=next_cursor)
+    session = db.session()
+    grants = queues.prime_grants(session, items)  # noqa: F841 (held while the page is serialised)
+    engine.remember_recommendations(session, items, g.api_user)
+    return jsonify(items=[case_json(session, c, g.api_user) for c in items], next_cursor=next_cursor)
 
 
 @bp.get("/permits/<number>")

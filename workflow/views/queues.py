@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from .. import db, labels, registry, replica
 from ..errors import WorkflowError
-from ..models import Case, Organization
 from ..services import queues
 from ..db import is_row_id
 from ..text import name_key, whole_number
@@ -29,7 +27,7 @@ def queue():  # type: ignore[no-untyped-def]
     session = db.session()
     state = request.args.get("state") or None
     try:
-        items, next_cursor = queues.page(session, current_user, state=state, limit=PAGE,
+        items, next_cursor = queues.page(session, current_user, state=state, limit=PAGE, related=False,
                                          cursor=request.args.get("cursor") or None)
     except WorkflowError:
         items, next_cursor = [], None
@@ -47,21 +45,12 @@ def audit():  # type: ignore[no-untyped-def]
     if not current_user.roles & {"auditor", "admin", "director"}:
         abort(403)
     session = replica.session()  # the read replica when there is one
-    query = select(Case).where(Case.submitted_at.is_not(None))
-    if current_user.province_id is not None:
-        query = query.where(Case.province_id == current_user.province_id)
-    if current_user.county_id is not None:
-        query = query.where(Case.county_id == current_user.county_id)
     state = request.args.get("state") or None
-    if state:
-        query = query.where(Case.state == state)
     org_text = (request.args.get("org") or "").strip()
-    if org_text:
-        query = query.join(Organization).where(Organization.name_key.contains(name_key(org_text)))
     before = whole_number(request.args.get("before", ""))
-    if is_row_id(before):
-        query = query.where(Case.id < before)
-    items = session.scalars(query.order_by(Case.id.desc()).limit(PAGE + 1)).all()
+    query = queues.case_list_query(current_user, state=state, org_key=name_key(org_text) if org_text else "",
+                                   before=before if is_row_id(before) else None, limit=PAGE)
+    items = session.scalars(query).all()
     more = len(items) > PAGE
     items = items[:PAGE]
     states = sorted({s for p in registry.PROCESSES.values() for s in p.states} - {"draft"})
