@@ -7,6 +7,7 @@ jurisdiction. Applicants act through memberships of organisations.
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import datetime
 
 from flask import current_app, has_app_context
@@ -18,6 +19,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..db import Base
 from .places import County, Province
 from .types import UTCDateTime, utcnow
+
+# Werkzeug's scrypt takes 32 MB for every hash it computes. A worker's threads signing people in
+# at the same moment would each take that (four at once doubled a worker's memory under load);
+# one at a time per process bounds it, and a sign-in waits at most for another's ~50 ms.
+_HASHING = threading.Lock()
 
 ROLES = ("applicant", "intake", "expert", "director", "finance", "auditor", "admin")
 STAFF_ROLES = frozenset({"intake", "expert", "director", "finance", "auditor", "admin"})
@@ -75,10 +81,12 @@ class User(UserMixin, Base):
     def set_password(self, password: str) -> None:
         # Tests turn the work factor down; production keeps werkzeug's strong default.
         method = current_app.config.get("PASSWORD_HASH_METHOD") if has_app_context() else None
-        self.password_hash = generate_password_hash(password, method=method or "scrypt")
+        with _HASHING:
+            self.password_hash = generate_password_hash(password, method=method or "scrypt")
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        with _HASHING:
+            return check_password_hash(self.password_hash, password)
 
 
 class UserRole(Base):
