@@ -314,7 +314,8 @@ def run(args: argparse.Namespace) -> int:
     plan = Plan(load_dsn)
     uploads = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-load-{os.getpid()}"
     env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{LOAD_DB}", "REDIS_URL": REDIS_URL,
-           "SECRET_KEY": "bench-load", "UPLOAD_DIR": str(uploads), "INSTANCE_PATH": str(uploads / "instance")}
+           "SECRET_KEY": "bench-load", "UPLOAD_DIR": str(uploads), "INSTANCE_PATH": str(uploads / "instance"),
+           "MALLOC_ARENA_MAX": "2"}  # as `flask serve` runs gunicorn
     server = Gunicorn("wsgi:app", env, workers=args.workers, threads=args.threads)
     stats = Stats()
     samples: dict[int, list[tuple[float, float]]] = defaultdict(list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import threading
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,6 +19,10 @@ from werkzeug.security import check_password_hash
 # OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane (~30 ms here).
 OWASP = (2, 19456, 1)
 ARGON2_PREFIX = "$argon2"
+# Each hash takes its memory cost (19 MiB; werkzeug's scrypt 32 MiB) while it runs. A worker's
+# threads signing people in at the same moment would each take that, and glibc keeps the peak:
+# one at a time per process bounds a worker's memory, and a sign-in waits at most ~30 ms more.
+_HASHING = threading.Lock()
 
 
 @functools.cache
@@ -37,17 +42,19 @@ def hasher() -> PasswordHasher:
 
 
 def hash_password(password: str) -> str:
-    return hasher().hash(password)
+    with _HASHING:
+        return hasher().hash(password)
 
 
 def verify(stored: str, password: str) -> bool:
-    if stored.startswith(ARGON2_PREFIX):
-        try:
-            return hasher().verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return False
-    # A werkzeug hash from before argon2 ("scrypt:…$salt$hash", "pbkdf2:…"); anything else fails.
-    return check_password_hash(stored, password)
+    with _HASHING:
+        if stored.startswith(ARGON2_PREFIX):
+            try:
+                return hasher().verify(stored, password)
+            except (VerificationError, InvalidHashError):
+                return False
+        # A werkzeug hash from before argon2 ("scrypt:…$salt$hash", "pbkdf2:…"); anything else fails.
+        return check_password_hash(stored, password)
 
 
 def needs_rehash(stored: str) -> bool:
