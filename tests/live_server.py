@@ -48,6 +48,17 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def stop_group(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """SIGTERM to the process group, SIGKILL after `timeout`: a test's server or worker never
+    outlives it."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def libpq_dsn(url: str) -> str:
     """The SQLAlchemy URL as a plain libpq URL for psycopg."""
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -184,12 +195,7 @@ class Gunicorn:
         if proc is None:
             return
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            stop_group(proc)
 
     def __enter__(self) -> "Gunicorn":
         return self.start()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.live_server import Gunicorn, free_port
+from tests.live_server import Gunicorn, free_port, stop_group
 from tests.test_ops import json_lines, sample
 from workflow.config import Config
 
@@ -207,12 +207,7 @@ def test_worker_carries_the_request_id_and_serves_its_own_metrics(
                                       "Authorization": f"Bearer {token}"})[0] == 200
         assert get(port, "/anything-else")[0] == 404
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
+        stop_group(worker, timeout=20)
 
 
 # -- nginx -------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ counts, the auditors' list of cases and the auditor console's decisions.
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +19,8 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine
 
-from tests.conftest import PG_ADMIN, PG_PROBLEM, PG_URL, _migrate
+from tests.conftest import PG_PROBLEM
+from tests.live_server import create_database, drop_database, libpq_dsn, migrate
 from workflow import registry
 from workflow.models import AuditEntry, User
 from workflow.services import audit_search, queues
@@ -36,18 +36,14 @@ CURSOR = (datetime(2025, 6, 1, tzinfo=timezone.utc), 30_000)
 def plans_db() -> Iterator[str]:
     if PG_PROBLEM:
         pytest.skip(f"needs PostgreSQL: {PG_PROBLEM}")
-    name = f"wf_plans_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_URL.format(db=name)
+    name, url = create_database("wf_plans")
     try:
-        _migrate(url)
-        with psycopg.connect(PG_ADMIN.replace("dbname=test", f"dbname={name}"), autocommit=True) as conn:
+        migrate(url)
+        with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
             _fill(conn)
         yield url
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 def _fill(conn: psycopg.Connection) -> None:
