@@ -28,7 +28,9 @@ What it does, on loopback only:
 from __future__ import annotations
 
 import argparse
+import gc
 import html
+import logging
 import math
 import os
 import re
@@ -152,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
     from workflow.views.queues import PAGE
 
     app = create_app(TestConfig(DATABASE_URL=scale_db.url(), REDIS_URL="", WTF_CSRF_ENABLED=False))
+    # Logging every request to this terminal would time the terminal; a server logs elsewhere.
+    logging.getLogger("workflow.request").setLevel(logging.WARNING)
     bench = Bench(app, args.pages)
     staff = users(bench.conn)
     with bench.conn.cursor() as cur:
@@ -173,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         tokens[label] = token
     session.commit()
     context.pop()
+    gc.freeze()  # as wsgi.py does once the app is built: the collector skips what start-up made
 
     floor_client = api_client = app.test_client()
     for _ in range(50 * args.rounds):
