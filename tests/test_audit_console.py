@@ -210,6 +210,29 @@ def test_pages_count_and_cap(web: Web, cases: Cases, monkeypatch: pytest.MonkeyP
     assert len(rows(html)) == 3
 
 
+def test_the_count_agrees_with_the_rows_under_every_kind_filter(web: Web, cases: Cases, api: Api,
+                                                                 session: Any) -> None:
+    """A kind filter is counted from the cases (services/audit_search.count), the other filters
+    from the entries: both must say what the page lists, drafts left out."""
+    withdrawn = api.ready("s_ngo", "org3", name="جمعیت زنان کارآفرین سیرجان", county="Sirjan")
+    api.advance(withdrawn, ("withdraw", "s_ngo"))  # never submitted: no staff's to read
+    assert entries_of(session, withdrawn)
+    for who in ("auditor", "national", "director"):
+        web.login(who)
+        for args in ({}, {"kind": "permit_issuance"}, {"kind": "grant_request"},
+                     {"kind": "permit_issuance", "action": "approve"},
+                     {"kind": "permit_issuance", "state": "under_review"},
+                     {"kind": "permit_issuance", "state": "rejected", "state_of": "case"},
+                     {"kind": "permit_issuance", "org": "انجمن", "reviewer": "intake"},
+                     {"kind": "permit_issuance", "case": str(cases.b)},
+                     {"action": "accept"}, {"state": "needs_correction"}):
+            r = web.client.get("/audit/decisions", query_string=args)
+            listed = rows(r.get_data(as_text=True))
+            assert found(r.get_data(as_text=True)) == len(listed), (who, args)
+            assert str(withdrawn) not in {row["case"] for row in listed}
+        assert found(web.page("/audit/decisions?kind=permit_issuance")[1]) == len(search(web)) > 0
+
+
 # -- jurisdiction and who may read --------------------------------------------------------------
 
 def test_jurisdiction(web: Web, cases: Cases, session: Any) -> None:

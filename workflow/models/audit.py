@@ -24,6 +24,9 @@ class AuditEntry(Base):
         # (services/audit_search.py).
         Index("ix_audit_entries_province_id_id", "province_id", "id"),
         Index("ix_audit_entries_province_at", "province_id", "at", "id"),
+        # Its action and state filters, counted up to a thousand from a range each (0009).
+        Index("ix_audit_entries_province_action", "province_id", "action", "id"),
+        Index("ix_audit_entries_province_to_state", "province_id", "to_state", "id"),
         # "Did this user recommend on this case?" (the queues, the engine), from the index alone.
         Index("ix_audit_entries_actor_id", "actor_id", "action", "case_id"),
     )

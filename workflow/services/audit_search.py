@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, literal, or_, select, tuple_
+from sqlalchemy import Select, func, literal, or_, select, true, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from .. import audit_chain, calendar, registry
@@ -176,10 +176,24 @@ def _entry_scope(user: User) -> list[Any]:
 
 
 def _filtered(q: Select[Any], f: Filters, organization_joined: bool) -> Select[Any]:
+    return _entry_filtered(_case_filtered(q, f, organization_joined), f)
+
+
+def _case_filtered(q: Select[Any], f: Filters, organization_joined: bool) -> Select[Any]:
+    """The filters on the case an entry belongs to."""
     if f.org:
         if not organization_joined:
             q = q.join(Organization, Organization.id == Case.organization_id)
         q = q.where(Organization.name_key.contains(name_key(f.org), autoescape=True))
+    if f.state and f.state_of == "case":
+        q = q.where(Case.state == f.state)
+    if f.kind:
+        q = q.where(Case.kind == f.kind)
+    return q
+
+
+def _entry_filtered(q: Select[Any], f: Filters) -> Select[Any]:
+    """The filters on the entry itself."""
     if f.reviewer:
         # The few people whose name or address matches, as a set the entries are checked against
         # while they are read newest first (a join would start from each person's whole history).
@@ -188,10 +202,8 @@ def _filtered(q: Select[Any], f: Filters, organization_joined: bool) -> Select[A
                                       User.email.icontains(f.reviewer, autoescape=True)))))
     if f.action:
         q = q.where(AuditEntry.action == f.action)
-    if f.state:
-        q = q.where((Case.state if f.state_of == "case" else AuditEntry.to_state) == f.state)
-    if f.kind:
-        q = q.where(Case.kind == f.kind)
+    if f.state and f.state_of != "case":
+        q = q.where(AuditEntry.to_state == f.state)
     if f.case_id is not None:
         q = q.where(AuditEntry.case_id == f.case_id)
     if f.start is not None:
@@ -240,8 +252,16 @@ def page(session: Session, user: User, f: Filters, before: int | None = None,
 def count(session: Session, user: User, f: Filters, cap: int = COUNT_CAP) -> tuple[int, bool]:
     """How many entries match, counted up to `cap`; True when there are more. Only the tables the
     filters need are joined."""
-    q = _filtered(select(AuditEntry.id).select_from(AuditEntry).join(Case, Case.id == AuditEntry.case_id)
-                  .where(*_entry_scope(user)), f, organization_joined=False)
+    if f.kind and session.get_bind().dialect.name == "postgresql":  # SQLite has no LATERAL
+        # A kind is a few percent of a province's entries, found only by asking each entry's case:
+        # reading entries newest first until a thousand matched took half a second. Read from the
+        # cases instead (a range of ix_cases_queue), each case's entries from its own index.
+        entries = _entry_filtered(select(AuditEntry.id).where(AuditEntry.case_id == Case.id), f).lateral("e")
+        q = _case_filtered(select(entries.c.id).select_from(Case).join(entries, true()).where(*scope(user)),
+                           f, organization_joined=False)
+    else:
+        q = _filtered(select(AuditEntry.id).select_from(AuditEntry).join(Case, Case.id == AuditEntry.case_id)
+                      .where(*_entry_scope(user)), f, organization_joined=False)
     n = session.scalar(select(func.count()).select_from(q.limit(cap + 1).subquery())) or 0
     return min(n, cap), n > cap
 
