@@ -124,7 +124,7 @@ def statements(conn: Any) -> Iterator[tuple[str, Any]]:
         states = sorted({s for p in registry.PROCESSES.values() for r in user.roles for s in p.states_for_role(r)})
         for state in [None, *states]:
             for after in (None, CURSOR):
-                query = queues.page_query(user, state=state, limit=25, after=after)
+                query = queues.rows_query(user, state=state, limit=25, after=after)
                 if query is not None:
                     yield f"queue page of {label}, state {state}, cursor {after is not None}", query
         for kind in registry.PROCESSES:

@@ -107,6 +107,15 @@ def actionable(user: User, kind: str | None = None, state: str | None = None) ->
 def page_query(user: User, *, kind: str | None = None, state: str | None = None, limit: int = 50,
                after: tuple[datetime, int] | None = None) -> Select[Any] | None:
     """The statement of one page: the first limit + 1 cases after `after` (None: nothing to do)."""
+    top = _top(user, kind, state, limit, after)
+    if top is None:
+        return None
+    return select(Case).join(top, Case.id == top.c.id).order_by(top.c.state_entered_at, top.c.id)
+
+
+def _top(user: User, kind: str | None, state: str | None, limit: int,
+         after: tuple[datetime, int] | None) -> Any:
+    """(id, state_entered_at) of the page's limit + 1 cases: the merge of the lists' ranges."""
     parts = []
     for where in lists(user, kind, state):
         part = select(Case.id, Case.state_entered_at).where(*where)
@@ -116,9 +125,14 @@ def page_query(user: User, *, kind: str | None = None, state: str | None = None,
     if not parts:
         return None
     merged = union_all(*parts).subquery("lists") if len(parts) > 1 else parts[0].subquery("lists")
-    top = select(merged.c.id, merged.c.state_entered_at) \
+    return select(merged.c.id, merged.c.state_entered_at) \
         .order_by(merged.c.state_entered_at, merged.c.id).limit(limit + 1).subquery("top")
-    return select(Case).join(top, Case.id == top.c.id).order_by(top.c.state_entered_at, top.c.id)
+
+
+def _checked(kind: str | None, limit: int) -> int:
+    if kind and kind not in registry.PROCESSES:
+        raise Invalid(_("Unknown kind."), {"kind": _("Unknown kind.")})
+    return max(1, min(int(limit), MAX_LIMIT))
 
 
 def page(
@@ -126,16 +140,44 @@ def page(
     limit: int = 50, cursor: str | None = None, related: bool = True,
 ) -> tuple[list[Case], str | None]:
     """One page of the queue after `cursor`. `related`: also load documents and permits (the
-    API shows them; the queue page does not)."""
-    if kind and kind not in registry.PROCESSES:
-        raise Invalid(_("Unknown kind."), {"kind": _("Unknown kind.")})
-    limit = max(1, min(int(limit), MAX_LIMIT))
+    API shows them)."""
+    limit = _checked(kind, limit)
     query = page_query(user, kind=kind, state=state, limit=limit, after=_decode(cursor) if cursor else None)
     if query is None:
         return [], None
     if related:
         query = query.options(selectinload(Case.documents), selectinload(Case.permit))
     rows = list(session.scalars(query))
+    next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+# What the queue screen lists of each case.
+ROW_COLUMNS = (Case.id, Case.kind, Case.state, Case.state_entered_at, Case.due_at, Case.overdue,
+               Organization.name.label("organization_name"))
+
+
+def rows_query(user: User, *, state: str | None = None, limit: int = 50,
+               after: tuple[datetime, int] | None = None) -> Select[Any] | None:
+    """`page_query` for `page_rows`: the same page, as ROW_COLUMNS."""
+    top = _top(user, None, state, limit, after)
+    if top is None:
+        return None
+    return (select(*ROW_COLUMNS).join(top, Case.id == top.c.id)
+            .join(Organization, Organization.id == Case.organization_id)
+            .order_by(top.c.state_entered_at, top.c.id))
+
+
+def page_rows(
+    session: Session, user: User, *, state: str | None = None, limit: int = 50, cursor: str | None = None,
+) -> tuple[list[Any], str | None]:
+    """`page` as plain rows of ROW_COLUMNS, for the queue screen: the same cases in the same order,
+    without building a case and an organisation object per row (a fifth of the page's time)."""
+    limit = _checked(None, limit)
+    query = rows_query(user, state=state, limit=limit, after=_decode(cursor) if cursor else None)
+    if query is None:
+        return [], None
+    rows = list(session.execute(query))
     next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 

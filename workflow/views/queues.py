@@ -27,8 +27,8 @@ def queue():  # type: ignore[no-untyped-def]
     session = db.session()
     state = request.args.get("state") or None
     try:
-        items, next_cursor = queues.page(session, current_user, state=state, limit=PAGE, related=False,
-                                         cursor=request.args.get("cursor") or None)
+        items, next_cursor = queues.page_rows(session, current_user, state=state, limit=PAGE,
+                                              cursor=request.args.get("cursor") or None)
     except WorkflowError:
         items, next_cursor = [], None
     counts = queues.counts(session, current_user)
