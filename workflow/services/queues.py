@@ -22,7 +22,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true, tuple_, union_all
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, lazyload, selectinload
 
 from .. import registry
 from ..db import is_row_id
@@ -146,7 +146,8 @@ def page(
     if query is None:
         return [], None
     if related:
-        query = query.options(selectinload(Case.documents), selectinload(Case.permit))
+        # The API's items name the organisation by id: its row, joined by default, is not read.
+        query = query.options(selectinload(Case.documents), selectinload(Case.permit), lazyload(Case.organization))
     rows = list(session.scalars(query))
     next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
