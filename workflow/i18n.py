@@ -11,6 +11,7 @@ from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from jinja2 import pass_context
 
 from . import calendar
 from .money import UNITS, shown_amount
@@ -82,12 +83,43 @@ def money(rials: int | None, unit: str | None = None) -> str:
     return f"{amount_text(rials, unit)} {unit_name(unit)}"
 
 
+# Filters for templates. A list page applies them a few times per row, and asking Flask-Babel
+# for the locale each time was a good part of its rendering: they read the locale the render
+# already has (`lang`, set by `_locale_context` below), and ask only where a template was
+# rendered without it.
+def _render_lang(context: Any) -> str:
+    code = context.get("lang")
+    return code if isinstance(code, str) else lang()
+
+
+@pass_context
+def _jdate_filter(context: Any, value: date | datetime | None) -> str:
+    return calendar.format_date(value, _render_lang(context)) if value else ""
+
+
+@pass_context
+def _jdatetime_filter(context: Any, value: datetime | None) -> str:
+    return calendar.format_datetime(value, _render_lang(context)) if value else ""
+
+
+@pass_context
+def _digits_filter(context: Any, value: Any) -> str:
+    return persian_digits(value) if _render_lang(context) == "fa" else str(value)
+
+
+@pass_context
+def _number_filter(context: Any, value: int) -> str:
+    return format_number(int(value), persian=_render_lang(context) == "fa")
+
+
 def init_app(app: Flask) -> None:
     from . import labels
 
-    app.jinja_env.filters.update(jdate=jdate, jdatetime=jdatetime, digits=digits, number=number, money=money,
-                                 amount=amount_text)
+    app.jinja_env.filters.update(jdate=_jdate_filter, jdatetime=_jdatetime_filter, digits=_digits_filter,
+                                 number=_number_filter, money=money, amount=amount_text)
     app.jinja_env.globals.update(
+        # What a macro imported without the render's context sees; a render's own (memoised)
+        # ones come from `_locale_context`.
         labels_state=lambda k: labels.label(labels.STATES, k),
         labels_action=lambda k: labels.label(labels.ACTIONS, k),
         labels_role=lambda k: labels.label(labels.ROLES, k),
@@ -103,7 +135,27 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _locale_context() -> dict[str, Any]:
         code = lang()
-        return {"lang": code, "dir": "rtl" if code == "fa" else "ltr"}
+        return {"lang": code, "dir": "rtl" if code == "fa" else "ltr", **_label_functions(labels)}
+
+
+def _label_functions(labels: Any) -> dict[str, Any]:
+    """The label helpers of one render, each remembering what it translated: a list names the
+    same few states, actions and kinds on every row, and each translation is a Flask-Babel
+    lookup. New for every render, so a render under another locale (force_locale) starts empty."""
+    memo: dict[tuple[int, str | None], str] = {}
+
+    def of(table: dict[str, object]) -> Any:
+        def translated(key: str | None) -> str:
+            try:
+                return memo[(id(table), key)]
+            except KeyError:
+                text = memo[(id(table), key)] = labels.label(table, key)
+                return text
+        return translated
+
+    return {"labels_state": of(labels.STATES), "labels_action": of(labels.ACTIONS), "labels_role": of(labels.ROLES),
+            "labels_kind": of(labels.KINDS), "labels_field": of(labels.FIELD_LABELS),
+            "comment_prompt": of(labels.COMMENT_PROMPTS)}
 
 
 def _comment_required(kind: str, action: str) -> bool:
