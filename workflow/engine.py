@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import registry
+from . import registry, rows
 from .audit_chain import entry_hash, snapshot_digest, snapshot_insert, snapshot_text, store_snapshot
 from .read_only import refuse_auditors
 from .calendar import add_working_days
@@ -28,7 +28,7 @@ from .deadlines import next_after, state_events
 from .holidays import holidays
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .metrics import counted_transitions
-from .models import AuditEntry, Case, Membership, Notification, Permit, User, UserRole, utcnow
+from .models import AuditEntry, Case, Document, Membership, Notification, Permit, User, UserRole, utcnow
 from .models.types import UTCDateTime
 from .process import Process, Rule
 from .text import normalize
@@ -64,7 +64,8 @@ def can_see(user: User, case: Case) -> bool:
 
 @functools.cache
 def _case_query():  # type: ignore[no-untyped-def]
-    """The case with its permit and documents; built once (statement and loader options).
+    """The case with its permit and documents, as ORM entities; built once (statement and loader
+    options). Used when the session already holds the case (see _load_case).
 
     The organisations (the case's and the permit's, both joined by default) are left to load on
     access: the API never reads them and a page that does pays one small query for it.
@@ -80,12 +81,50 @@ def _case_query():  # type: ignore[no-untyped-def]
     )
 
 
+@functools.cache
+def _case_rows():  # type: ignore[no-untyped-def]
+    """_case_query's statement as plain columns: the same SQL, read without the ORM's loading."""
+    cases, documents, permits = Case.__table__, Document.__table__.alias("documents_1"), \
+        Permit.__table__.alias("permits_1")
+    return (
+        select(*cases.c, *documents.c, *permits.c)
+        .select_from(cases.outerjoin(documents, cases.c.id == documents.c.case_id)
+                     .outerjoin(permits, cases.c.id == permits.c.case_id))
+        .where(cases.c.id == bindparam("case_id"))
+        .order_by(documents.c.id)
+    )
+
+
+def _load_case(session: Session, case_id: int) -> Case | None:
+    """The case, its documents and its permit in one statement; made by rows.loaded unless the
+    session holds any of them already (then the ORM merges the row as it always has)."""
+    if rows.held(session, Case, case_id):
+        return session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
+    rows.flush_pending(session)
+    result = session.connection().execute(_case_rows(), {"case_id": case_id}).all()
+    if not result:
+        return None
+    n_case, n_doc = len(rows.columns(Case)), len(rows.columns(Document))
+    first = result[0]
+    documents = [rows.loaded(Document, row[n_case:n_case + n_doc]) for row in result if row[n_case] is not None]
+    permit_id = first[n_case + n_doc]
+    if any(rows.held(session, Document, d.id) for d in documents) or (
+            permit_id is not None and rows.held(session, Permit, permit_id)):
+        return session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
+    case = rows.loaded(Case, first[:n_case])
+    set_committed_value(case, "documents", documents)
+    set_committed_value(case, "permit", rows.loaded(Permit, first[n_case + n_doc:]) if permit_id is not None
+                        else None)
+    session.add(case)  # and, by cascade, its documents and permit
+    return case
+
+
 def get_case(session: Session, user: User, case_id: int) -> Case:
     """The case if the user may see it; otherwise 404, so ids of others' cases leak nothing.
 
     Its permit and documents come in the same query: every caller shows or checks them.
     """
-    case = session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
+    case = _load_case(session, case_id)
     if case is None or not can_see(user, case):
         raise NotFound(_("No such case."))
     return case
