@@ -9,7 +9,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, abort, current_app, jsonify, render_template, request
+from flask import Flask, abort, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -26,6 +26,8 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
 
 # API routes that take files: their limit is the upload's, not the JSON body's.
 UPLOAD_ENDPOINTS = frozenset({"api.upload_document", "api.tranche_report"})
+# The only bodies werkzeug parses into request.form and request.files; for any other, both are empty.
+FORM_MIMETYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
 def wants_json() -> bool:
@@ -61,6 +63,12 @@ def unstorable(value: Any) -> bool:
     return False
 
 
+def checked_json() -> Any:
+    """The JSON body _refuse_nul parsed and found storable, or None if it did not (not JSON by
+    its Content-Type, malformed, too large to look at before the view, or JSON's null)."""
+    return g.get("checked_json")
+
+
 def json_or_400(text: str | bytes) -> Any:
     """JSON text as the API takes it: malformed, too deep to parse, or unstorable is a 400."""
     try:
@@ -81,9 +89,10 @@ def register(app: Flask) -> None:
         if wants_json() and request.endpoint not in UPLOAD_ENDPOINTS:
             request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
         # The query string is looked at decoded: "%00" in the raw path is three harmless characters.
-        if "\x00" in request.path or any(unstorable(v) for _k, v in request.args.items(multi=True)) or any(
-                unstorable(v) for _k, v in request.form.items(multi=True)) or any(
-                unstorable(f.filename) for _k, f in request.files.items(multi=True)):  # stored as the name
+        if "\x00" in request.path or any(unstorable(v) for _k, v in request.args.items(multi=True)) or (
+                request.mimetype in FORM_MIMETYPES and (any(
+                    unstorable(v) for _k, v in request.form.items(multi=True)) or any(
+                    unstorable(f.filename) for _k, f in request.files.items(multi=True)))):  # stored as the name
             abort(400)
         limit = current_app.config["API_MAX_BODY_BYTES"]
         if request.is_json and request.content_length and request.content_length <= limit:
@@ -93,6 +102,7 @@ def register(app: Flask) -> None:
                 abort(400)
             if unstorable(data):
                 abort(400)
+            g.checked_json = data  # the API's body() takes it from here rather than parse it again
         return None
 
     @app.errorhandler(WorkflowError)
