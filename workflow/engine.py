@@ -15,7 +15,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, exists, func, insert, inspect, literal, select
-from sqlalchemy.orm import Session, joinedload, lazyload, make_transient_to_detached
+from sqlalchemy.orm import Session, joinedload, lazyload
 from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -406,8 +406,7 @@ def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
         entry_id = connection.execute(_entry_insert(dialect, False), params).scalar_one()
         if notify is not None:
             note_ids = list(connection.execute(_notify_statement(), notify).scalars())
-    entry = AuditEntry(id=entry_id, **values)
-    make_transient_to_detached(entry)  # a row that exists: loaded, not pending
+    entry = rows.loaded_from(AuditEntry, {"id": entry_id, **values})  # a row that exists: loaded, not pending
     session.add(entry)
     return entry, note_ids
 

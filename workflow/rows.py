@@ -14,7 +14,7 @@ ORM query, which knows how to merge a row into an object that may have changed s
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, inspect
@@ -37,6 +37,12 @@ def _attributes(cls: type) -> tuple[str, ...]:
     return tuple(by_column[column] for column in columns(cls))
 
 
+@functools.cache
+def position(cls: type, attribute: str) -> int:
+    """Where `attribute`'s column is in `columns(cls)`."""
+    return _attributes(cls).index(attribute)
+
+
 def identity(cls: type, id_: Any) -> Any:
     return inspect(cls).identity_key_from_primary_key((id_,))
 
@@ -55,6 +61,11 @@ def loaded(cls: type[T], values: Sequence[Any]) -> T:
     instance.__dict__.update(zip(_attributes(cls), values))
     instance_state(instance).key = mapper.identity_key_from_primary_key((instance.__dict__["id"],))
     return instance  # type: ignore[no-any-return]
+
+
+def loaded_from(cls: type[T], values: Mapping[str, Any]) -> T:
+    """`loaded` from attribute → value; every column's attribute must be there (KeyError if not)."""
+    return loaded(cls, [values[attribute] for attribute in _attributes(cls)])
 
 
 def flush_pending(session: Session) -> None:

@@ -168,7 +168,7 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.connection().execute(_token_query(), {"token_hash": ApiToken.hash(token)}).one_or_none()
     if row is None:
         return None
-    expires_at, is_active = row[-1], row[rows.columns(User).index(User.__table__.c.is_active)]
+    expires_at, is_active = row[-1], row[rows.position(User, "is_active_flag")]
     if expires_at <= utcnow() or not is_active:
         return None
     return _principal(session, row)
