@@ -347,14 +347,16 @@ def _write_case(session: Session, case: Case) -> None:
     )
     if result.rowcount != 1:
         raise StaleDataError(f"case {case.id} is no longer at version {case.version}")
-    for key, value in changed.items():
-        set_committed_value(case, key, value)
     if all(key in columns for key in state.committed_state):
-        # Only unchanged columns are left marked (set to the value they had). Clear the mark
-        # as a flush does after writing a row; otherwise the commit would still walk a whole,
-        # empty unit of work for the case. `_commit_all` is that post-flush step of
-        # SQLAlchemy's (pinned in setup.cfg); a pending relationship change keeps the mark.
+        # Only columns are marked, and the row now holds every one of them as the object does.
+        # Clear the marks as a flush does after writing a row; otherwise the commit would still
+        # walk a whole, empty unit of work for the case. `_commit_all` is that post-flush step
+        # of SQLAlchemy's (pinned in setup.cfg).
+        state.dict["version"] = changed["version"]
         state._commit_all(state.dict, session.identity_map)
+    else:  # a pending relationship change keeps its mark: only the columns written are committed
+        for key, value in changed.items():
+            set_committed_value(case, key, value)
 
 
 def _write_head(session: Session, case: Case, head: str) -> None:
