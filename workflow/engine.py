@@ -112,10 +112,10 @@ def _load_case(session: Session, case_id: int) -> Case | None:
             permit_id is not None and rows.held(session, Permit, permit_id)):
         return session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
     case = rows.loaded(Case, first[:n_case])
+    permit = rows.loaded(Permit, first[n_case + n_doc:]) if permit_id is not None else None
     set_committed_value(case, "documents", documents)
-    set_committed_value(case, "permit", rows.loaded(Permit, first[n_case + n_doc:]) if permit_id is not None
-                        else None)
-    session.add(case)  # and, by cascade, its documents and permit
+    set_committed_value(case, "permit", permit)
+    rows.attach(session, case, *documents, *([permit] if permit is not None else []))
     return case
 
 
@@ -409,7 +409,7 @@ def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
         if notify is not None:
             note_ids = list(connection.execute(_notify_statement(), notify).scalars())
     entry = rows.loaded_from(AuditEntry, {"id": entry_id, **values})  # a row that exists: loaded, not pending
-    session.add(entry)
+    rows.attach(session, entry)
     return entry, note_ids
 
 

@@ -54,8 +54,7 @@ def held(session: Session, cls: type, id_: Any) -> bool:
 
 def loaded(cls: type[T], values: Sequence[Any]) -> T:
     """The object whose row has `values` (in `columns(cls)` order), as a query loads it: detached
-    with its identity, nothing modified; `session.add` of it (or of its parent, by cascade)
-    makes it persistent."""
+    with its identity, nothing modified; `attach` makes it persistent."""
     mapper = inspect(cls)
     instance = mapper.class_manager.new_instance()
     instance.__dict__.update(zip(_attributes(cls), values))
@@ -66,6 +65,16 @@ def loaded(cls: type[T], values: Sequence[Any]) -> T:
 def loaded_from(cls: type[T], values: Mapping[str, Any]) -> T:
     """`loaded` from attribute → value; every column's attribute must be there (KeyError if not)."""
     return loaded(cls, [values[attribute] for attribute in _attributes(cls)])
+
+
+def attach(session: Session, *objects: Any) -> None:
+    """Make objects from `loaded` persistent in `session`: what `session.add` does for a detached
+    object (identity map, the attach events), without its walk of every relationship for
+    objects to cascade to. Here each object is given, and none has a pending change to cascade;
+    the walk was a good part of the cost of a request's reads. `_save_or_update_impl` is the
+    step of `Session.add` that attaches one object (SQLAlchemy is pinned in setup.cfg)."""
+    for obj in objects:
+        session._save_or_update_impl(instance_state(obj))
 
 
 def flush_pending(session: Session) -> None:

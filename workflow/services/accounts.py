@@ -135,7 +135,7 @@ def _principal(session: Session, row: Any) -> User:
         user = session.get(User, row[0])
     else:
         user = rows.loaded(User, row[:n])
-        session.add(user)
+        rows.attach(session, user)
     user.prime(row[n], row[n + 1])
     return user
 
