@@ -175,8 +175,8 @@ def allowed_actions(session: Session, case: Case, user: User) -> list[str]:
     if not can_see(user, case):
         return []
     names: list[str] = []
-    for rule in process.rules:
-        if rule.source == case.state and rule.action not in names:
+    for rule in process.rules_from(case.state):
+        if rule.action not in names:
             if _may_use(session, process, case, user, rule) and (
                 rule.available is None or rule.available(session, case)
             ):

@@ -100,7 +100,9 @@ class Process:
         self._actions = frozenset(r.action for r in self.rules)
         self._rules_for: dict[tuple[str, str], tuple[Rule, ...]] = {}
         self._roles_for: dict[str, frozenset[str]] = {}
+        self._rules_from: dict[str, tuple[Rule, ...]] = {}
         for rule in self.rules:
+            self._rules_from[rule.source] = (*self._rules_from.get(rule.source, ()), rule)
             self._rules_for[rule.action, rule.source] = (*self._rules_for.get((rule.action, rule.source), ()), rule)
             self._roles_for[rule.action] = self._roles_for.get(rule.action, frozenset()) | {rule.role}
 
@@ -110,6 +112,10 @@ class Process:
 
     def rules_for(self, action: str, state: str) -> list[Rule]:
         return list(self._rules_for.get((action, state), ()))
+
+    def rules_from(self, state: str) -> tuple[Rule, ...]:
+        """The rules whose source is `state`, in the table's order."""
+        return self._rules_from.get(state, ())
 
     def roles_for_action(self, action: str) -> frozenset[str]:
         return self._roles_for.get(action, frozenset())
