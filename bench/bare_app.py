@@ -68,7 +68,7 @@ HOLIDAYS_TTL = 60.0
 
 USER_SQL = (
     "SELECT users.id, users.email, users.name, users.password_hash, users.province_id, users.county_id, "
-    "users.is_active, users.locale, users.created_at, users.money_unit, "
+    "users.is_active, users.locale, users.money_unit, users.created_at, "
     "(SELECT string_agg(user_roles.role, ',') FROM user_roles WHERE user_roles.user_id = users.id), "
     "(SELECT string_agg(CAST(memberships.organization_id AS VARCHAR), ',') FROM memberships "
     "WHERE memberships.user_id = users.id), "
@@ -103,9 +103,9 @@ AUDIT_SQL = (
     "SELECT memberships.user_id, %s, %s, %s, %s, %s, 0 FROM memberships "
     "JOIN user_roles ON user_roles.user_id = memberships.user_id "
     "WHERE memberships.organization_id = %s AND user_roles.role = 'applicant' RETURNING notifications.id) "
-    "INSERT INTO audit_entries (case_id, seq, at, actor_id, role, action, from_state, to_state, comment, "
-    "details, snapshot_hash, prev_hash, hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "INSERT INTO audit_entries (case_id, seq, province_id, at, actor_id, role, action, from_state, to_state, "
+    "comment, details, snapshot_hash, prev_hash, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
     "RETURNING audit_entries.id, (SELECT array_agg(notes.id) FROM notes)"
 )
 
@@ -266,7 +266,8 @@ def transition(case_id: int) -> Any:
             # with the entry, as in the engine.
             payload = Jsonb({"case_id": case_id, "action": action, "state": dest, "comment": text})
             conn.execute(AUDIT_SQL, (snapshot_hash, snapshot, now, case_id, f"case.{action}", payload, now, now,
-                                     case[C_ORG], case_id, seq, now, user_id, role, action, from_state, dest,
+                                     case[C_ORG], case_id, seq, case[C_PROVINCE], now, user_id, role, action,
+                                     from_state, dest,
                                      text or None, None, snapshot_hash, prev, head)).fetchone()
             conn.commit()
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):

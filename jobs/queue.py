@@ -22,6 +22,7 @@ from .tracing import TracedQueue
 
 log = logging.getLogger(__name__)
 PENDING = "enqueue_after_commit"
+_told_no_redis = False  # whether this process has said so (see _after_commit)
 
 
 def init_app(app: Flask) -> None:
@@ -73,7 +74,12 @@ def _after_commit(session: Session) -> None:
     except RuntimeError:  # no app context: nothing to enqueue into
         queue = None
     if queue is None:
-        log.info("no Redis configured; %d job(s) left in the outbox", len(pending))
+        # A fact of the configuration, not news about this commit: said once per process at
+        # INFO, then at DEBUG (a line per commit doubled the lines a transition logs).
+        global _told_no_redis
+        level = logging.DEBUG if _told_no_redis else logging.INFO
+        _told_no_redis = True
+        log.log(level, "no Redis configured; %d job(s) left in the outbox", len(pending))
         return
     from .notify import RETRY
 

@@ -5,8 +5,10 @@ the same `Session` type and the request (or job, or command) visibly owns the tr
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from flask import Flask, current_app, g
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
@@ -53,6 +55,68 @@ def is_row_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
+class _ResultColumns:
+    """What psycopg's Column reads of a cursor, frozen at one result: the cursor itself may have
+    run another statement by the time a column is looked at."""
+
+    __slots__ = ("pgresult", "_encoding", "adapters")
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self.pgresult = cursor.pgresult
+        self._encoding = cursor._encoding
+        self.adapters = cursor.adapters
+
+
+class LazyDescription(Sequence[psycopg.Column]):
+    """`cursor.description` whose columns are made when read.
+
+    psycopg builds a Column per result column (name decoded, type looked up) each time
+    `description` is read, and SQLAlchemy reads it for every statement, but for a statement
+    compiled before it only checks that there is one and counts it. For the case a transition
+    loads (45 columns) that was more of the CPU than sending the query and reading its rows.
+    """
+
+    __slots__ = ("_result", "_columns")
+
+    def __init__(self, cursor: psycopg.Cursor[Any], count: int) -> None:
+        self._result = _ResultColumns(cursor)
+        self._columns: list[psycopg.Column | None] = [None] * count
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._columns))[index]]
+        position = range(len(self._columns))[index]  # negative counts from the end; IndexError past it
+        column = self._columns[position]
+        if column is None:
+            column = self._columns[position] = psycopg.Column(self._result, position)  # type: ignore[arg-type]
+        return column
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, LazyDescription)) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+# The statuses for which psycopg describes a result that has no columns ("SELECT ;").
+_ROWS = frozenset({psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.SINGLE_TUPLE,
+                   psycopg.pq.ExecStatus.TUPLES_CHUNK})
+
+
+class Cursor(psycopg.Cursor[Any]):
+    """psycopg's cursor with a LazyDescription; everything else is psycopg's."""
+
+    @property
+    def description(self) -> LazyDescription | None:  # type: ignore[override]
+        result = self.pgresult
+        if result and (result.nfields or result.status in _ROWS):
+            return LazyDescription(self, result.nfields)
+        return None
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -84,6 +148,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # which for LIMIT queries over large tables are often far above what the query will read.
     connect_args = kwargs.setdefault("connect_args", {})
     connect_args.setdefault("options", "-c jit=off -c max_parallel_workers_per_gather=0")
+    connect_args.setdefault("cursor_factory", Cursor)
     return create_engine(url, **kwargs)
 
 

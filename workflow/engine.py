@@ -15,12 +15,12 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, exists, func, insert, inspect, literal, select
-from sqlalchemy.orm import Session, joinedload, lazyload, make_transient_to_detached
+from sqlalchemy.orm import Session, joinedload, lazyload
 from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import registry
+from . import registry, rows
 from .audit_chain import entry_hash, snapshot_digest, snapshot_insert, snapshot_text, store_snapshot
 from .read_only import refuse_auditors
 from .calendar import add_working_days
@@ -28,7 +28,7 @@ from .deadlines import next_after, state_events
 from .holidays import holidays
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .metrics import counted_transitions
-from .models import AuditEntry, Case, Membership, Notification, Permit, User, UserRole, utcnow
+from .models import AuditEntry, Case, Document, Membership, Notification, Permit, User, UserRole, utcnow
 from .models.types import UTCDateTime
 from .process import Process, Rule
 from .text import normalize
@@ -64,7 +64,8 @@ def can_see(user: User, case: Case) -> bool:
 
 @functools.cache
 def _case_query():  # type: ignore[no-untyped-def]
-    """The case with its permit and documents; built once (statement and loader options).
+    """The case with its permit and documents, as ORM entities; built once (statement and loader
+    options). Used when the session already holds the case (see _load_case).
 
     The organisations (the case's and the permit's, both joined by default) are left to load on
     access: the API never reads them and a page that does pays one small query for it.
@@ -80,12 +81,50 @@ def _case_query():  # type: ignore[no-untyped-def]
     )
 
 
+@functools.cache
+def _case_rows():  # type: ignore[no-untyped-def]
+    """_case_query's statement as plain columns: the same SQL, read without the ORM's loading."""
+    cases, documents, permits = Case.__table__, Document.__table__.alias("documents_1"), \
+        Permit.__table__.alias("permits_1")
+    return (
+        select(*cases.c, *documents.c, *permits.c)
+        .select_from(cases.outerjoin(documents, cases.c.id == documents.c.case_id)
+                     .outerjoin(permits, cases.c.id == permits.c.case_id))
+        .where(cases.c.id == bindparam("case_id"))
+        .order_by(documents.c.id)
+    )
+
+
+def _load_case(session: Session, case_id: int) -> Case | None:
+    """The case, its documents and its permit in one statement; made by rows.loaded unless the
+    session holds any of them already (then the ORM merges the row as it always has)."""
+    if rows.held(session, Case, case_id):
+        return session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
+    rows.flush_pending(session)
+    result = session.connection().execute(_case_rows(), {"case_id": case_id}).all()
+    if not result:
+        return None
+    n_case, n_doc = len(rows.columns(Case)), len(rows.columns(Document))
+    first = result[0]
+    documents = [rows.loaded(Document, row[n_case:n_case + n_doc]) for row in result if row[n_case] is not None]
+    permit_id = first[n_case + n_doc]
+    if any(rows.held(session, Document, d.id) for d in documents) or (
+            permit_id is not None and rows.held(session, Permit, permit_id)):
+        return session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
+    case = rows.loaded(Case, first[:n_case])
+    permit = rows.loaded(Permit, first[n_case + n_doc:]) if permit_id is not None else None
+    set_committed_value(case, "documents", documents)
+    set_committed_value(case, "permit", permit)
+    rows.attach(session, case, *documents, *([permit] if permit is not None else []))
+    return case
+
+
 def get_case(session: Session, user: User, case_id: int) -> Case:
     """The case if the user may see it; otherwise 404, so ids of others' cases leak nothing.
 
     Its permit and documents come in the same query: every caller shows or checks them.
     """
-    case = session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
+    case = _load_case(session, case_id)
     if case is None or not can_see(user, case):
         raise NotFound(_("No such case."))
     return case
@@ -136,8 +175,8 @@ def allowed_actions(session: Session, case: Case, user: User) -> list[str]:
     if not can_see(user, case):
         return []
     names: list[str] = []
-    for rule in process.rules:
-        if rule.source == case.state and rule.action not in names:
+    for rule in process.rules_from(case.state):
+        if rule.action not in names:
             if _may_use(session, process, case, user, rule) and (
                 rule.available is None or rule.available(session, case)
             ):
@@ -308,14 +347,16 @@ def _write_case(session: Session, case: Case) -> None:
     )
     if result.rowcount != 1:
         raise StaleDataError(f"case {case.id} is no longer at version {case.version}")
-    for key, value in changed.items():
-        set_committed_value(case, key, value)
     if all(key in columns for key in state.committed_state):
-        # Only unchanged columns are left marked (set to the value they had). Clear the mark
-        # as a flush does after writing a row; otherwise the commit would still walk a whole,
-        # empty unit of work for the case. `_commit_all` is that post-flush step of
-        # SQLAlchemy's (pinned in setup.cfg); a pending relationship change keeps the mark.
+        # Only columns are marked, and the row now holds every one of them as the object does.
+        # Clear the marks as a flush does after writing a row; otherwise the commit would still
+        # walk a whole, empty unit of work for the case. `_commit_all` is that post-flush step
+        # of SQLAlchemy's (pinned in setup.cfg).
+        state.dict["version"] = changed["version"]
         state._commit_all(state.dict, session.identity_map)
+    else:  # a pending relationship change keeps its mark: only the columns written are committed
+        for key, value in changed.items():
+            set_committed_value(case, key, value)
 
 
 def _write_head(session: Session, case: Case, head: str) -> None:
@@ -367,9 +408,8 @@ def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
         entry_id = connection.execute(_entry_insert(dialect, False), params).scalar_one()
         if notify is not None:
             note_ids = list(connection.execute(_notify_statement(), notify).scalars())
-    entry = AuditEntry(id=entry_id, **values)
-    make_transient_to_detached(entry)  # a row that exists: loaded, not pending
-    session.add(entry)
+    entry = rows.loaded_from(AuditEntry, {"id": entry_id, **values})  # a row that exists: loaded, not pending
+    rows.attach(session, entry)
     return entry, note_ids
 
 

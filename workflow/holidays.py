@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,12 +18,13 @@ from .models import Holiday
 
 DATA_FILE = Path(__file__).parent / "data" / "holidays.csv"
 TTL_SECONDS = 60.0
-_cache: dict[str, tuple[float, frozenset[date]]] = {}
+_cache: dict[Any, tuple[float, frozenset[date]]] = {}
 
 
 def holidays(session: Session) -> frozenset[date]:
     # `.engine` of an Engine is itself; of a Connection (a session bound to one), its engine.
-    key = str(session.get_bind().engine.url)
+    # The URL itself is the key (hashable): rendering it as text was most of a cache hit's cost.
+    key = session.get_bind().engine.url
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < TTL_SECONDS:
         return hit[1]

@@ -96,16 +96,29 @@ class Process:
             send_event=True,
             model_attribute="state",
         )
+        # The table's answers the engine asks on every transition, worked out once.
+        self._actions = frozenset(r.action for r in self.rules)
+        self._rules_for: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        self._roles_for: dict[str, frozenset[str]] = {}
+        self._rules_from: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            self._rules_from[rule.source] = (*self._rules_from.get(rule.source, ()), rule)
+            self._rules_for[rule.action, rule.source] = (*self._rules_for.get((rule.action, rule.source), ()), rule)
+            self._roles_for[rule.action] = self._roles_for.get(rule.action, frozenset()) | {rule.role}
 
     @property
     def actions(self) -> frozenset[str]:
-        return frozenset(r.action for r in self.rules)
+        return self._actions
 
     def rules_for(self, action: str, state: str) -> list[Rule]:
-        return [r for r in self.rules if r.action == action and r.source == state]
+        return list(self._rules_for.get((action, state), ()))
+
+    def rules_from(self, state: str) -> tuple[Rule, ...]:
+        """The rules whose source is `state`, in the table's order."""
+        return self._rules_from.get(state, ())
 
     def roles_for_action(self, action: str) -> frozenset[str]:
-        return frozenset(r.role for r in self.rules if r.action == action)
+        return self._roles_for.get(action, frozenset())
 
     def states_for_role(self, role: str) -> frozenset[str]:
         """States in which a holder of `role` has something to do: that role's queue."""

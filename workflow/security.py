@@ -33,6 +33,7 @@ HEADERS = (
     ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate CSP 2
     ("Referrer-Policy", "same-origin"),
 )
+_HEADER_KEYS = tuple((name.lower(), name, value) for name, value in HEADERS)
 HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 # The last-seen stamp is rewritten at most this often, so an active user's cookie is not
@@ -52,6 +53,14 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        # No cookie, nothing to verify: Flask would still build its signing serializer first,
+        # which is most of the cost for the API's cookieless requests. Saving builds it when a
+        # cookie is to be written.
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def start_session() -> None:
@@ -100,9 +109,10 @@ def register(app: Flask) -> None:
     @app.after_request
     def _headers(response: Any) -> Any:
         headers = response.headers
-        # setdefault: a response that set its own, stricter policy (a download's sandbox) keeps it.
-        for name, value in HEADERS:
-            headers.setdefault(name, value)
+        # Only where missing: a response that set its own, stricter policy (a download's sandbox)
+        # keeps it. One pass over the headers, not a search per name (Headers.setdefault).
+        present = {name.lower() for name, _value in headers.items()}
+        headers.extend([(name, value) for key, name, value in _HEADER_KEYS if key not in present])
         if request.is_secure:
             headers[HSTS[0]] = HSTS[1]
         return response

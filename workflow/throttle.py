@@ -13,8 +13,10 @@ import hashlib
 import logging
 import math
 import time
+from typing import Any
 
 from flask import Flask, current_app, g, render_template, request
+from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_limiter import Limiter, RateLimitExceeded
 
@@ -22,6 +24,8 @@ from .services.accounts import normalize_email
 
 log = logging.getLogger(__name__)
 
+# Where Flask-Limiter (pinned in setup.cfg) keeps a request's state, on the request context.
+_LIMITER_STATE = "_limiter_request_context"
 # Endpoints that take a password; both views call record_failure on a failed sign-in.
 SIGN_IN_ENDPOINTS = ("auth.login", "api.token")
 
@@ -82,6 +86,11 @@ def init_app(app: Flask) -> None:
     # of microseconds on every request of the hot path. Its after-request hook stays: it counts
     # the failures.
     app.before_request_funcs[None].remove(limiter._check_request_limit)
+    # Its after-request and teardown hooks have work only in a request whose limits it checked
+    # (the wrapped sign-in views), where it keeps its per-request state on the request context.
+    # Everywhere else they would find that state empty, after creating it; skip them there.
+    _only_where_checked(app.after_request_funcs[None], limiter)
+    _only_where_checked(app.teardown_request_funcs[None], limiter)
     # Shared scopes: the form and the API fill the same buckets, so switching doubles nothing.
     per_account = limiter.shared_limit(limit, scope="account", key_func=account_key,
                                        deduct_when=_failed, exempt_when=_not_a_post)
@@ -90,6 +99,20 @@ def init_app(app: Flask) -> None:
     for endpoint in SIGN_IN_ENDPOINTS:
         app.view_functions[endpoint] = per_address(per_account(app.view_functions[endpoint]))
     app.register_error_handler(RateLimitExceeded, _refuse)
+
+
+def _only_where_checked(hooks: list[Any], limiter: Limiter) -> None:
+    """Wrap the limiter's hook among `hooks` so it runs only once the limiter has state in this request."""
+    for i, hook in enumerate(hooks):
+        if getattr(hook, "__self__", None) is limiter or limiter in getattr(hook, "args", ()):
+            def guarded(arg: Any, _hook: Any = hook) -> Any:
+                if hasattr(request_ctx._get_current_object(), _LIMITER_STATE):
+                    return _hook(arg)
+                return arg
+
+            hooks[i] = guarded
+            return
+    raise RuntimeError("Flask-Limiter's request hook was not found; was it upgraded?")
 
 
 def _retry_after(limiter: Limiter) -> int:

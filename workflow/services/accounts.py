@@ -4,13 +4,14 @@ from __future__ import annotations
 import functools
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from .. import passwords
+from .. import passwords, rows
 from ..errors import Conflict, Invalid
 from ..models import ROLES, ApiToken, County, Membership, Organization, Province, User, UserRole, utcnow
 from ..text import name_key, normalize_line
@@ -105,7 +106,8 @@ def issue_token(session: Session, user: User) -> tuple[str, datetime]:
 
 @functools.cache
 def _principal_query():  # type: ignore[no-untyped-def]
-    """Built once: constructing it costs more than running it.
+    """The user's columns, roles and organisation ids; built once: constructing it costs more
+    than running it.
 
     The separator is a literal column: given as a string, SQLAlchemy renders it through a
     "literal execute" parameter, which re-processes the SQL text on every execution.
@@ -121,17 +123,33 @@ def _principal_query():  # type: ignore[no-untyped-def]
         .where(Membership.user_id == User.id)
         .scalar_subquery()
     )
-    return select(User, roles, orgs)
+    return select(*rows.columns(User), roles, orgs)
+
+
+def _principal(session: Session, row: Any) -> User:
+    """The user of a _principal_query row, as a query loads it, with roles and memberships primed."""
+    n = len(rows.columns(User))
+    if rows.held(session, User, row[0]):
+        # The session's object is the user (a query would return it too); get() refreshes it
+        # should it have been expired.
+        user = session.get(User, row[0])
+    else:
+        user = rows.loaded(User, row[:n])
+        rows.attach(session, user)
+    user.prime(row[n], row[n + 1])
+    return user
 
 
 def load_user(session: Session, user_id: int) -> User | None:
     """The user with roles and memberships, in one query (every signed-in page asks)."""
-    row = session.execute(_principal_query().where(User.id == user_id)).one_or_none()
-    if row is None:
-        return None
-    user, roles, orgs = row
-    user.prime(roles, orgs)
-    return user
+    rows.flush_pending(session)
+    row = session.connection().execute(_user_query(), {"user_id": user_id}).one_or_none()
+    return None if row is None else _principal(session, row)
+
+
+@functools.cache
+def _user_query():  # type: ignore[no-untyped-def]
+    return _principal_query().where(User.id == bindparam("user_id"))
 
 
 @functools.cache
@@ -146,11 +164,11 @@ def _token_query():  # type: ignore[no-untyped-def]
 
 def user_for_token(session: Session, token: str) -> User | None:
     """The bearer token's user, with roles and memberships, in one query."""
-    row = session.execute(_token_query(), {"token_hash": ApiToken.hash(token)}).one_or_none()
+    rows.flush_pending(session)
+    row = session.connection().execute(_token_query(), {"token_hash": ApiToken.hash(token)}).one_or_none()
     if row is None:
         return None
-    user, roles, orgs, expires_at = row
-    if expires_at <= utcnow() or not user.is_active:
+    expires_at, is_active = row[-1], row[rows.position(User, "is_active_flag")]
+    if expires_at <= utcnow() or not is_active:
         return None
-    user.prime(roles, orgs)
-    return user
+    return _principal(session, row)

@@ -16,7 +16,7 @@ from ..reference_data import FIELDS
 from ..models import Province
 from ..services import accounts, applications, audit_search, queues
 from ..text import whole_number
-from .errors import json_error, json_or_400, unstorable
+from .errors import checked_json, json_error, json_or_400, unstorable
 from .serialize import case_json, entry_json, iso, permit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -41,8 +41,11 @@ def body() -> dict[str, Any]:
     """The JSON object sent, whatever the Content-Type says; malformed JSON, text that cannot
     be stored (NUL, a lone surrogate) or nesting past any body of ours is a 400, a non-object too.
     Parsed here rather than trusted to the check on JSON bodies in errors.py, which a client
-    skips by sending JSON as text/plain."""
-    data = json_or_400(request.get_data(cache=True))
+    skips by sending JSON as text/plain. A JSON body that check already parsed and passed is
+    taken as it left it."""
+    data = checked_json()
+    if data is None:
+        data = json_or_400(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise WorkflowError(_("The body must be a JSON object."))
     return data

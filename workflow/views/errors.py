@@ -9,7 +9,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, abort, current_app, jsonify, render_template, request
+from flask import Flask, abort, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -26,6 +26,8 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
 
 # API routes that take files: their limit is the upload's, not the JSON body's.
 UPLOAD_ENDPOINTS = frozenset({"api.upload_document", "api.tranche_report"})
+# The only bodies werkzeug parses into request.form and request.files; for any other, both are empty.
+FORM_MIMETYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
 def wants_json() -> bool:
@@ -61,6 +63,12 @@ def unstorable(value: Any) -> bool:
     return False
 
 
+def checked_json() -> Any:
+    """The JSON body _refuse_nul parsed and found storable, or None if it did not (not JSON by
+    its Content-Type, malformed, too large to look at before the view, or JSON's null)."""
+    return g.get("checked_json")
+
+
 def json_or_400(text: str | bytes) -> Any:
     """JSON text as the API takes it: malformed, too deep to parse, or unstorable is a 400."""
     try:
@@ -76,23 +84,26 @@ def register(app: Flask) -> None:
     @app.before_request
     def _refuse_nul():  # type: ignore[no-untyped-def]
         """NUL never belongs in text, and PostgreSQL refuses it deep inside a query: stop it here."""
+        req = request._get_current_object()  # type: ignore[attr-defined]  # looked up once, not per use
         # The API's JSON bodies are small; only its upload route takes files. Set the limit
         # before anything reads the body, or the stream is already open without it.
-        if wants_json() and request.endpoint not in UPLOAD_ENDPOINTS:
-            request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
+        if wants_json() and req.endpoint not in UPLOAD_ENDPOINTS:
+            req.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
         # The query string is looked at decoded: "%00" in the raw path is three harmless characters.
-        if "\x00" in request.path or any(unstorable(v) for _k, v in request.args.items(multi=True)) or any(
-                unstorable(v) for _k, v in request.form.items(multi=True)) or any(
-                unstorable(f.filename) for _k, f in request.files.items(multi=True)):  # stored as the name
+        if "\x00" in req.path or any(unstorable(v) for _k, v in req.args.items(multi=True)) or (
+                req.mimetype in FORM_MIMETYPES and (any(
+                    unstorable(v) for _k, v in req.form.items(multi=True)) or any(
+                    unstorable(f.filename) for _k, f in req.files.items(multi=True)))):  # stored as the name
             abort(400)
         limit = current_app.config["API_MAX_BODY_BYTES"]
-        if request.is_json and request.content_length and request.content_length <= limit:
+        if req.is_json and req.content_length and req.content_length <= limit:
             try:
-                data = request.get_json(silent=True)
+                data = req.get_json(silent=True)
             except RecursionError:
                 abort(400)
             if unstorable(data):
                 abort(400)
+            g.checked_json = data  # the API's body() takes it from here rather than parse it again
         return None
 
     @app.errorhandler(WorkflowError)

@@ -1,0 +1,83 @@
+"""Objects of the session made from rows read with Core, for the reads every request makes.
+
+An ORM query spends more CPU setting up its loading and walking its loaders than the database
+spends answering: for the bearer's user and the case a transition acts on, about as much again
+as the statement itself. These reads select the tables' columns with Core and make the objects
+here, the way the ORM's loader does (a new instance, its identity key, the row's values as
+loaded state), so the objects are in every way the ones a query would have returned: persistent
+in the session, unmodified, relationships not read here loaded on first access, changes flushed
+and version-checked as usual.
+
+A row whose object the session already holds is not made again: the caller falls back to its
+ORM query, which knows how to merge a row into an object that may have changed since.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Column, inspect
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_state
+
+T = TypeVar("T")
+
+
+@functools.cache
+def columns(cls: type) -> tuple[Column[Any], ...]:
+    """The table's columns in the table's order: what a Core select of `cls` lists."""
+    return tuple(cls.__table__.columns)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _attributes(cls: type) -> tuple[str, ...]:
+    """The attribute of each of `columns(cls)` (User.is_active_flag for users.is_active, say)."""
+    by_column = {prop.columns[0]: prop.key for prop in inspect(cls).column_attrs}
+    return tuple(by_column[column] for column in columns(cls))
+
+
+@functools.cache
+def position(cls: type, attribute: str) -> int:
+    """Where `attribute`'s column is in `columns(cls)`."""
+    return _attributes(cls).index(attribute)
+
+
+def identity(cls: type, id_: Any) -> Any:
+    return inspect(cls).identity_key_from_primary_key((id_,))
+
+
+def held(session: Session, cls: type, id_: Any) -> bool:
+    """Whether the session already has the object of this class and id."""
+    return identity(cls, id_) in session.identity_map
+
+
+def loaded(cls: type[T], values: Sequence[Any]) -> T:
+    """The object whose row has `values` (in `columns(cls)` order), as a query loads it: detached
+    with its identity, nothing modified; `attach` makes it persistent."""
+    mapper = inspect(cls)
+    instance = mapper.class_manager.new_instance()
+    instance.__dict__.update(zip(_attributes(cls), values))
+    instance_state(instance).key = mapper.identity_key_from_primary_key((instance.__dict__["id"],))
+    return instance  # type: ignore[no-any-return]
+
+
+def loaded_from(cls: type[T], values: Mapping[str, Any]) -> T:
+    """`loaded` from attribute → value; every column's attribute must be there (KeyError if not)."""
+    return loaded(cls, [values[attribute] for attribute in _attributes(cls)])
+
+
+def attach(session: Session, *objects: Any) -> None:
+    """Make objects from `loaded` persistent in `session`: what `session.add` does for a detached
+    object (identity map, the attach events), without its walk of every relationship for
+    objects to cascade to. Here each object is given, and none has a pending change to cascade;
+    the walk was a good part of the cost of a request's reads. `_save_or_update_impl` is the
+    step of `Session.add` that attaches one object (SQLAlchemy is pinned in setup.cfg)."""
+    for obj in objects:
+        session._save_or_update_impl(instance_state(obj))
+
+
+def flush_pending(session: Session) -> None:
+    """What an ORM query would do first (autoflush), so a Core read sees the session's changes."""
+    if session.autoflush:
+        session.flush()  # returns at once when nothing is pending
