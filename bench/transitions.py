@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/transitions.py [--cases N] [--seconds S] [--clients 1,16]
                                           [--worker-class gthread|sync] [--workers W] [--threads T]
-                                          [--trace] [--profile N]
+                                          [--trace] [--profile N] [--bytecodes N]
 
 What it does, on loopback only:
   1. creates its own PostgreSQL database (dropped at the end), migrates it like `init-db`;
@@ -18,6 +18,8 @@ What it does, on loopback only:
   5. prints transitions/s, p50, p99 and errors per run, the CPU each transition cost the server
      (gunicorn's processes) and the database (the bench database's backends), and the real/bare ratio.
 
+--bytecodes N counts the Python bytecodes of N in-process transitions in each app: a figure
+that repeats exactly from run to run, where times on shared cores do not.
 --trace prints the SQL one transition issues in each app (BENCH_TRACE_FULL=1: whole statements);
 --profile N times N real transitions in-process (no HTTP), then N through the bare app for
 comparison, then N more real ones under cProfile, and prints where the time goes
@@ -445,6 +447,41 @@ def trace(setup: Setup, cases: Cases) -> None:
     _show("bare", r.status_code, bare_statements)
 
 
+def bytecodes(setup: Setup, cases: Cases, n: int) -> None:
+    """Python bytecodes one transition executes in each app, in this process: unlike CPU time on
+    shared cores, the count repeats run after run, so it tells apart changes too small for the
+    noise of the timed runs. (A count, not a time: a C call is one bytecode however long it runs.)"""
+    count = [0]
+
+    def tracer(frame: Any, event: str, _arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            count[0] += 1
+        return tracer
+
+    headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
+    per: dict[str, float] = {}
+    for label, client in (("real", in_process_app(setup).test_client()),
+                          ("bare", bare_in_process(setup).app.test_client())):
+        def once() -> None:
+            r = client.post(f"/api/v1/applications/{cases.take()}/transitions",
+                            json={"action": "accept", "version": setup.version}, headers=headers)
+            assert r.status_code == 200, r.get_data(as_text=True)
+
+        for _ in range(20):  # caches filled, statements compiled and prepared
+            once()
+        count[0] = 0
+        sys.settrace(tracer)
+        try:
+            for _ in range(n):
+                once()
+        finally:
+            sys.settrace(None)
+        per[label] = count[0] / n
+    print(f"\nbytecodes per transition ({n} each, in-process): real {per['real']:,.0f}, bare {per['bare']:,.0f}, "
+          f"real/bare {per['real'] / per['bare']:.2f}")
+
+
 def profile(setup: Setup, cases: Cases, n: int) -> None:
     """In this process (Flask test clients): n real transitions timed, n bare ones, n real under cProfile."""
     app = in_process_app(setup)
@@ -533,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="print the SQL of one real transition")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="time and cProfile N in-process transitions")
+    parser.add_argument("--bytecodes", type=int, default=0, metavar="N",
+                        help="count the Python bytecodes of N in-process transitions in each app")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database (prints its URL)")
     args = parser.parse_args(argv)
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -556,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
             trace(setup, cases)
         if args.profile:
             profile(setup, cases, args.profile)
+        if args.bytecodes:
+            bytecodes(setup, cases, args.bytecodes)
         for label, target in (("real", "wsgi:app"), ("bare", "bench.bare_app:app")):
             if args.only and args.only != label:
                 continue
