@@ -4,6 +4,7 @@ Persian is the default; a visitor's choice is kept in the session, a user's in t
 """
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any
 
@@ -40,20 +41,21 @@ def lang() -> str:
     return str(get_locale() or "fa")
 
 
-def jdate(value: date | datetime | None) -> str:
-    return calendar.format_date(value, lang()) if value else ""
+# `code`: the locale when the caller already knows it (a template's render, see `_in_render`).
+def jdate(value: date | datetime | None, code: str | None = None) -> str:
+    return calendar.format_date(value, code or lang()) if value else ""
 
 
-def jdatetime(value: datetime | None) -> str:
-    return calendar.format_datetime(value, lang()) if value else ""
+def jdatetime(value: datetime | None, code: str | None = None) -> str:
+    return calendar.format_datetime(value, code or lang()) if value else ""
 
 
-def digits(value: Any) -> str:
-    return persian_digits(value) if lang() == "fa" else str(value)
+def digits(value: Any, code: str | None = None) -> str:
+    return persian_digits(value) if (code or lang()) == "fa" else str(value)
 
 
-def number(value: int) -> str:
-    return format_number(int(value), persian=lang() == "fa")
+def number(value: int, code: str | None = None) -> str:
+    return format_number(int(value), persian=(code or lang()) == "fa")
 
 
 def money_unit() -> str:
@@ -83,49 +85,29 @@ def money(rials: int | None, unit: str | None = None) -> str:
     return f"{amount_text(rials, unit)} {unit_name(unit)}"
 
 
-# Filters for templates. A list page applies them a few times per row, and asking Flask-Babel
-# for the locale each time was a good part of its rendering: they read the locale the render
-# already has (`lang`, set by `_locale_context` below), and ask only where a template was
-# rendered without it.
-def _render_lang(context: Any) -> str:
-    code = context.get("lang")
-    return code if isinstance(code, str) else lang()
+def _in_render(helper: Any) -> Any:
+    """`helper` as a template filter that reads the locale the render already has (`lang`, set by
+    `_locale_context`). A list page applies these filters a few times per row, and asking
+    Flask-Babel for the locale each time was a good part of its rendering; a template rendered
+    without `lang` (a macro imported without context) still asks."""
+    @pass_context
+    def in_render(context: Any, value: Any) -> str:
+        code = context.get("lang")
+        return helper(value, code if isinstance(code, str) else None)  # type: ignore[no-any-return]
 
-
-@pass_context
-def _jdate_filter(context: Any, value: date | datetime | None) -> str:
-    return calendar.format_date(value, _render_lang(context)) if value else ""
-
-
-@pass_context
-def _jdatetime_filter(context: Any, value: datetime | None) -> str:
-    return calendar.format_datetime(value, _render_lang(context)) if value else ""
-
-
-@pass_context
-def _digits_filter(context: Any, value: Any) -> str:
-    return persian_digits(value) if _render_lang(context) == "fa" else str(value)
-
-
-@pass_context
-def _number_filter(context: Any, value: int) -> str:
-    return format_number(int(value), persian=_render_lang(context) == "fa")
+    return in_render
 
 
 def init_app(app: Flask) -> None:
     from . import labels
 
-    app.jinja_env.filters.update(jdate=_jdate_filter, jdatetime=_jdatetime_filter, digits=_digits_filter,
-                                 number=_number_filter, money=money, amount=amount_text)
+    app.jinja_env.filters.update(jdate=_in_render(jdate), jdatetime=_in_render(jdatetime),
+                                 digits=_in_render(digits), number=_in_render(number), money=money,
+                                 amount=amount_text)
     app.jinja_env.globals.update(
         # What a macro imported without the render's context sees; a render's own (memoised)
         # ones come from `_locale_context`.
-        labels_state=lambda k: labels.label(labels.STATES, k),
-        labels_action=lambda k: labels.label(labels.ACTIONS, k),
-        labels_role=lambda k: labels.label(labels.ROLES, k),
-        labels_kind=lambda k: labels.label(labels.KINDS, k),
-        labels_field=lambda k: labels.label(labels.FIELD_LABELS, k),
-        comment_prompt=lambda k: labels.label(labels.COMMENT_PROMPTS, k),
+        **{name: functools.partial(labels.label, table) for name, table in _label_tables(labels).items()},
         comment_required=_comment_required,
         field_name=_field_name,
         money_unit=money_unit,
@@ -136,6 +118,13 @@ def init_app(app: Flask) -> None:
     def _locale_context() -> dict[str, Any]:
         code = lang()
         return {"lang": code, "dir": "rtl" if code == "fa" else "ltr", **_label_functions(labels)}
+
+
+def _label_tables(labels: Any) -> dict[str, dict[str, object]]:
+    """The templates' label helpers and the table each one reads."""
+    return {"labels_state": labels.STATES, "labels_action": labels.ACTIONS, "labels_role": labels.ROLES,
+            "labels_kind": labels.KINDS, "labels_field": labels.FIELD_LABELS,
+            "comment_prompt": labels.COMMENT_PROMPTS}
 
 
 def _label_functions(labels: Any) -> dict[str, Any]:
@@ -153,9 +142,7 @@ def _label_functions(labels: Any) -> dict[str, Any]:
                 return text
         return translated
 
-    return {"labels_state": of(labels.STATES), "labels_action": of(labels.ACTIONS), "labels_role": of(labels.ROLES),
-            "labels_kind": of(labels.KINDS), "labels_field": of(labels.FIELD_LABELS),
-            "comment_prompt": of(labels.COMMENT_PROMPTS)}
+    return {name: of(table) for name, table in _label_tables(labels).items()}
 
 
 def _comment_required(kind: str, action: str) -> bool:

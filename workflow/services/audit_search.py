@@ -139,12 +139,13 @@ def read_filters(args: Mapping[str, str]) -> Filters:
     return f
 
 
-def scope(user: User) -> list[Any]:
+def scope(user: User, province: Any = Case.province_id) -> list[Any]:
     """The cases this reader may see as staff: their province (and county), or all of them for
-    national staff — the engine's jurisdiction, in SQL. Drafts were never shown to staff."""
+    national staff — the engine's jurisdiction, in SQL. Drafts were never shown to staff.
+    `province`: the column the province is read from (see `_entry_scope`)."""
     where: list[Any] = [Case.submitted_at.is_not(None)]
     if user.province_id is not None:
-        where.append(Case.province_id == user.province_id)
+        where.append(province == user.province_id)
     if user.county_id is not None:
         where.append(Case.county_id == user.county_id)
     return where
@@ -167,12 +168,7 @@ def _entry_scope(user: User) -> list[Any]:
     province's entries, newest first, are one range of (province_id, id). The case's
     province is not asked again: the planner, taking the two as independent, would expect
     almost nothing to match and plan for reading everything."""
-    where: list[Any] = [Case.submitted_at.is_not(None)]
-    if user.province_id is not None:
-        where.append(AuditEntry.province_id == user.province_id)
-    if user.county_id is not None:
-        where.append(Case.county_id == user.county_id)
-    return where
+    return scope(user, province=AuditEntry.province_id)
 
 
 def _filtered(q: Select[Any], f: Filters, organization_joined: bool) -> Select[Any]:

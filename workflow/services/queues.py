@@ -32,7 +32,7 @@ from ..models import AuditEntry, Case, Grant, Organization, User
 MAX_LIMIT = 200
 
 
-def _encode(case: Case) -> str:
+def _encode(case: Any) -> str:
     raw = json.dumps([case.state_entered_at.isoformat(), case.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -135,22 +135,23 @@ def _checked(kind: str | None, limit: int) -> int:
     return max(1, min(int(limit), MAX_LIMIT))
 
 
+def _cut(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """The page's `limit` rows, and the cursor after them when the query found one more."""
+    return rows[:limit], _encode(rows[limit - 1]) if len(rows) > limit else None
+
+
 def page(
     session: Session, user: User, *, kind: str | None = None, state: str | None = None,
-    limit: int = 50, cursor: str | None = None, related: bool = True,
+    limit: int = 50, cursor: str | None = None,
 ) -> tuple[list[Case], str | None]:
-    """One page of the queue after `cursor`. `related`: also load documents and permits (the
-    API shows them)."""
+    """One page of the queue after `cursor`, as the API shows it: with documents and permits."""
     limit = _checked(kind, limit)
     query = page_query(user, kind=kind, state=state, limit=limit, after=_decode(cursor) if cursor else None)
     if query is None:
         return [], None
-    if related:
-        # The API's items name the organisation by id: its row, joined by default, is not read.
-        query = query.options(selectinload(Case.documents), selectinload(Case.permit), lazyload(Case.organization))
-    rows = list(session.scalars(query))
-    next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    # The items name the organisation by id: its row, joined by default, is not read.
+    query = query.options(selectinload(Case.documents), selectinload(Case.permit), lazyload(Case.organization))
+    return _cut(list(session.scalars(query)), limit)
 
 
 # What the queue screen lists of each case.
@@ -178,9 +179,7 @@ def page_rows(
     query = rows_query(user, state=state, limit=limit, after=_decode(cursor) if cursor else None)
     if query is None:
         return [], None
-    rows = list(session.execute(query))
-    next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return _cut(list(session.execute(query)), limit)
 
 
 def prime_grants(session: Session, cases: list[Case]) -> list[Grant]:
