@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import registry, rows
+from . import driver_sql, registry, rows
 from .audit_chain import entry_hash, snapshot_digest, snapshot_insert, snapshot_text, store_snapshot
 from .read_only import refuse_auditors
 from .calendar import add_working_days
@@ -101,7 +101,7 @@ def _load_case(session: Session, case_id: int) -> Case | None:
     if rows.held(session, Case, case_id):
         return session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
     rows.flush_pending(session)
-    result = session.connection().execute(_case_rows(), {"case_id": case_id}).all()
+    result = driver_sql.run(session, _case_rows(), {"case_id": case_id}).rows
     if not result:
         return None
     n_case, n_doc = len(rows.columns(Case)), len(rows.columns(Document))
@@ -340,8 +340,8 @@ def _write_case(session: Session, case: Case) -> None:
         if key in columns and (old is NO_VALUE or old != state.dict[key])
     }
     changed["version"] = case.version + 1
-    result = session.connection().execute(
-        _case_update(),
+    result = driver_sql.run(
+        session, _case_update(),
         {**{columns[key]: value for key, value in changed.items()},
          "case_id": case.id, "version_read": case.version},
     )
@@ -400,7 +400,7 @@ def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
     if dialect == "postgresql":
         params.update(snapshot_key=values["snapshot_hash"], snapshot_body=snapshot, snapshot_at=values["at"],
                       **(notify or {}))
-        row = connection.execute(_entry_insert(dialect, notify is not None), params).one()
+        row = driver_sql.run(session, _entry_insert(dialect, notify is not None), params).one()
         entry_id = row[0]
         note_ids = sorted(row[1] or []) if notify is not None else []
     else:

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from .. import passwords, rows
+from .. import driver_sql, passwords, rows
 from ..errors import Conflict, Invalid
 from ..models import ROLES, ApiToken, County, Membership, Organization, Province, User, UserRole, utcnow
 from ..text import name_key, normalize_line
@@ -165,7 +165,7 @@ def _token_query():  # type: ignore[no-untyped-def]
 def user_for_token(session: Session, token: str) -> User | None:
     """The bearer token's user, with roles and memberships, in one query."""
     rows.flush_pending(session)
-    row = session.connection().execute(_token_query(), {"token_hash": ApiToken.hash(token)}).one_or_none()
+    row = driver_sql.run(session, _token_query(), {"token_hash": ApiToken.hash(token)}).one_or_none()
     if row is None:
         return None
     expires_at, is_active = row[-1], row[rows.position(User, "is_active_flag")]

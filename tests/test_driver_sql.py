@@ -1,0 +1,147 @@
+"""workflow/driver_sql.py runs a transition's statements on psycopg's cursor: what comes back,
+what is refused and what happens to the connection must be what SQLAlchemy's execution gives."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import bindparam, event, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from workflow import db, driver_sql, engine
+from workflow.models import ApiToken, AuditEntry, Case, Snapshot
+from workflow.services import accounts
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg(backend):  # type: ignore[no-untyped-def]
+    if backend.name != "postgresql":
+        pytest.skip("the shortcut is psycopg's; elsewhere SQLAlchemy runs every statement")
+    return backend
+
+
+def _both(session: Any, statement: Any, params: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    ours = [tuple(r) for r in driver_sql.run(session, statement, params).rows]
+    theirs = [tuple(r) for r in session.connection().execute(statement, params).all()]
+    return ours, theirs
+
+
+def test_the_hot_statements_take_the_shortcut(app, pg):
+    with app.app_context(), db.new_session() as session:
+        dialect = session.connection().dialect
+        statements = [
+            (accounts._token_query(), {"token_hash": "x"}),
+            (engine._case_rows(), {"case_id": 1}),
+            (engine._case_update(), {"state": "x", "version": 2, "case_id": 1, "version_read": 1}),
+            (engine._entry_insert("postgresql", True), {}),
+        ]
+        for statement, params in statements:
+            keys = tuple(sorted(params))
+            if not params:  # the entry: every column the engine passes, as _write_entry does
+                keys = tuple(sorted(["case_id", "seq", "at", "actor_id", "role", "action", "from_state",
+                                     "to_state", "comment", "details", "snapshot_hash", "prev_hash", "hash",
+                                     "province_id", "snapshot_key", "snapshot_body", "snapshot_at",
+                                     "note_case_id", "kind", "organization_id", "payload", "now"]))
+            assert driver_sql._prepare(statement, dialect, keys) is not None, statement
+
+
+def test_rows_and_types_are_sqlalchemy_s(app, api, world, pg):
+    case_id = api.ready()
+    token = api.tokens["ngo"]
+    with app.app_context(), db.new_session() as session:
+        ours, theirs = _both(session, engine._case_rows(), {"case_id": case_id})
+        assert ours == theirs and ours
+        created = ours[0][[c.name for c in Case.__table__.columns].index("created_at")]
+        assert isinstance(created, datetime) and created.tzinfo == timezone.utc
+        assert isinstance(ours[0][[c.name for c in Case.__table__.columns].index("data")], dict)
+        ours, theirs = _both(session, accounts._token_query(), {"token_hash": ApiToken.hash(token)})
+        assert ours == theirs and len(ours) == 1 and ours[0][-1].tzinfo == timezone.utc
+        assert driver_sql.run(session, engine._case_rows(), {"case_id": 10**9}).one_or_none() is None
+
+
+def test_update_counts_rows_and_binds_types(app, api, pg):
+    case_id = api.ready()
+    moment = datetime(2026, 3, 20, 12, 30, tzinfo=timezone.utc)
+    with app.app_context(), db.new_session() as session:
+        version = session.scalar(select(Case.version).where(Case.id == case_id))
+        stale = driver_sql.run(session, engine._case_update(),
+                               {"updated_at": moment, "case_id": case_id, "version_read": version + 7})
+        assert stale.rowcount == 0
+        done = driver_sql.run(session, engine._case_update(),
+                              {"updated_at": moment, "data": {"name": "ي ۱"}, "case_id": case_id,
+                               "version_read": version})
+        assert done.rowcount == 1 and done.rows == []
+        session.commit()
+        row = session.execute(select(Case.updated_at, Case.data).where(Case.id == case_id)).one()
+    assert row == (moment, {"name": "ي ۱"})
+
+
+def test_errors_are_sqlalchemy_s_and_leave_the_transaction_to_its_owner(app, pg):
+    statement = insert(Snapshot).values(hash=bindparam("h"), body=bindparam("b"), created_at=bindparam("at"))
+    now = datetime.now(timezone.utc)
+    with app.app_context(), db.new_session() as session:
+        driver_sql.run(session, statement, {"h": "same", "b": "{}", "at": now})
+        with pytest.raises(IntegrityError) as caught:
+            driver_sql.run(session, statement, {"h": "same", "b": "{}", "at": now})
+        assert isinstance(caught.value.orig, psycopg.errors.UniqueViolation)
+        session.rollback()  # the owner's rollback works and the session goes on
+        assert session.scalar(select(Snapshot.hash).where(Snapshot.hash == "same")) is None
+
+
+def test_a_dropped_connection_is_invalidated(app, pg):
+    with app.app_context(), db.new_session() as session:
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+        pooled = session.connection().connection
+        with db.engine().connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError) as caught:
+            driver_sql.run(session, engine._case_rows(), {"case_id": 1})
+        assert caught.value.connection_invalidated
+        assert not pooled.is_valid
+        session.rollback()
+        assert session.scalar(text("SELECT 1")) == 1  # a new connection from the pool
+
+
+def test_what_sqlalchemy_must_run_still_runs(app, api, pg):
+    case_id = api.ready()
+    with app.app_context(), db.new_session() as session:
+        dialect = session.connection().dialect
+        # An IN list rendered per call, and a Python-side default (AuditEntry.at): SQLAlchemy's.
+        listed = select(Case.id).where(Case.id.in_(bindparam("ids", expanding=True)))
+        assert driver_sql._prepare(listed, dialect, ("ids",)) is None
+        assert driver_sql.run(session, listed, {"ids": [case_id, 10**9]}).rows == [(case_id,)]
+        defaulted = insert(AuditEntry)
+        assert driver_sql._prepare(defaulted, dialect, ("case_id",)) is None
+
+
+def test_listeners_see_every_statement(app, api, pg):
+    """A listener on the engine (tracing, a debugger) makes SQLAlchemy run the statement, so it
+    is seen; the answer is the same."""
+    case_id = api.ready()
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        eng = db.engine()
+        event.listen(eng, "before_cursor_execute", record)
+        try:
+            with db.new_session() as session:
+                rows = driver_sql.run(session, engine._case_rows(), {"case_id": case_id}).rows
+        finally:
+            event.remove(eng, "before_cursor_execute", record)
+    assert rows and rows[0][0] == case_id
+    assert any("FROM cases" in s for s in seen)
+
+
+def test_dbapi_errors_keep_their_statement(app, pg):
+    with app.app_context(), db.new_session() as session:
+        with pytest.raises(DBAPIError) as caught:
+            driver_sql.run(session, engine._case_update(), {"version": "not a number", "case_id": 1,
+                                                            "version_read": 1})
+        assert "UPDATE cases" in caught.value.statement

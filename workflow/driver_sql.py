@@ -1,0 +1,152 @@
+"""The few statements every transition runs, sent straight to psycopg's cursor.
+
+A Core statement executed through SQLAlchemy's Connection costs, in Python, about twice what
+psycopg spends sending it and reading the answer: an execution context, the parameters built
+and processed, a cursor made and a result wrapped, for each of the four statements of a
+transition (the bearer's user, the case, its UPDATE, the audit entry). That is what kept the
+transition endpoint far behind the same SQL from a bare handler (bench/transitions.py).
+
+Here a statement is compiled once by SQLAlchemy (same SQL text, same bind and result types as
+SQLAlchemy would use), and run on the session's own DBAPI connection, so it is in the request's
+transaction exactly as before. What SQLAlchemy's execution adds beyond that is either not used
+by these statements, and then `run` hands them to SQLAlchemy instead:
+
+- Python-side column defaults (`insert_prefetch`/`update_prefetch`), "expanding" IN lists and
+  literal-execute parameters, escaped bind names, positional paramstyles (SQLite);
+- an engine with cursor-execute listeners or echo on (bench/transitions.py --trace, a debugger):
+  they see every statement only if SQLAlchemy runs it;
+
+or done here the way SQLAlchemy does it: errors come out as SQLAlchemy's exception classes
+(`DBAPIError.instance`: IntegrityError, OperationalError, ...), and a connection the server
+dropped is invalidated so the pool never hands it out again.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+
+_CURSOR = "driver_sql.cursor"
+
+
+class Compiled:
+    """What running one statement with one set of parameter names needs, worked out once."""
+
+    __slots__ = ("sql", "construct", "binds", "results")
+
+    def __init__(self, compiled: Any, dialect: Any) -> None:
+        self.sql: str = compiled.string
+        self.construct: Callable[..., dict[str, Any]] = compiled.construct_params
+        self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
+        processors = [col.type._cached_result_processor(dialect, None) for col in compiled._result_columns]
+        self.results: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (i, p) for i, p in enumerate(processors) if p is not None)
+
+
+def _prepare(statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> Compiled | None:
+    """The statement compiled for these parameter names (an UPDATE's SET clause follows them, as
+    in SQLAlchemy's own execution), or None where SQLAlchemy must run it."""
+    if dialect.driver != "psycopg":
+        return None
+    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+    if (compiled.positional or compiled.escaped_bind_names or compiled.literal_execute_params
+            or compiled.post_compile_params or compiled.insert_prefetch or compiled.update_prefetch):
+        return None
+    return Compiled(compiled, dialect)
+
+
+# dialect → (statement, parameter names) → plan. The statements are built once per process
+# (functools.cache in their modules), so this holds a handful of entries.
+_PLANS: dict[Any, dict[tuple[ClauseElement, tuple[str, ...]], Compiled | None]] = {}
+_MAX_PLANS = 256
+
+
+def _plan(statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> Compiled | None:
+    plans = _PLANS.setdefault(dialect, {})
+    key = (statement, keys)
+    try:
+        return plans[key]
+    except KeyError:
+        if len(plans) >= _MAX_PLANS:  # a caller building statements per call: stay bounded
+            plans.clear()
+        plan = plans[key] = _prepare(statement, dialect, keys)
+        return plan
+
+
+class Ran:
+    """The rows a statement returned (tuples, result types applied) and the rows it changed."""
+
+    __slots__ = ("rows", "rowcount")
+
+    def __init__(self, rows: list[Sequence[Any]], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def one(self) -> Sequence[Any]:
+        if len(self.rows) != 1:
+            raise LookupError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0]
+
+    def one_or_none(self) -> Sequence[Any] | None:
+        if len(self.rows) > 1:
+            raise LookupError(f"expected at most one row, got {len(self.rows)}")
+        return self.rows[0] if self.rows else None
+
+
+def run(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -> Ran:
+    """Execute `statement` with `params` in the session's transaction, as
+    `session.connection().execute(statement, params)` would."""
+    connection = session.connection()
+    keys = tuple(sorted(params))
+    plan = None if _observed(connection) else _plan(statement, connection.dialect, keys)
+    if plan is None:
+        result = connection.execute(statement, params)
+        return Ran(list(result.all()) if result.returns_rows else [], result.rowcount)
+    values = plan.construct(params, escape_names=False)
+    for name, process in plan.binds.items():
+        values[name] = process(values[name])
+    cursor = _cursor(connection)
+    try:
+        cursor.execute(plan.sql, values)
+        rows = cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.nfields else []
+    except connection.dialect.loaded_dbapi.Error as exc:
+        _raise(connection, plan.sql, values, exc, cursor)
+    if plan.results and rows:
+        processed = []
+        for row in rows:
+            row = list(row)
+            for i, process in plan.results:
+                row[i] = process(row[i])
+            processed.append(tuple(row))
+        rows = processed
+    return Ran(rows, cursor.rowcount)
+
+
+def _observed(connection: Connection) -> bool:
+    """Whether something watches the statements SQLAlchemy runs: the flags SQLAlchemy's own
+    execution checks: set when an execution listener is attached to the connection, its engine
+    or its dialect (`_has_events`), and when echo or INFO logging is on (`_echo`)."""
+    return bool(connection._has_events or connection.engine._has_events or connection.dialect._has_events
+                or connection._echo)
+
+
+def _cursor(connection: Connection) -> Any:
+    """One cursor per DBAPI connection, kept with it: making a psycopg cursor costs about as much
+    Python as running a small statement, and the connection runs one statement at a time."""
+    pooled = connection.connection
+    cursor = pooled.info.get(_CURSOR)
+    if cursor is None or cursor.closed:
+        cursor = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
+    return cursor
+
+
+def _raise(connection: Connection, sql: str, values: Mapping[str, Any], exc: Exception, cursor: Any) -> None:
+    dialect = connection.dialect
+    dropped = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)  # type: ignore[arg-type]
+    if dropped:
+        connection.invalidate(exc)
+    raise DBAPIError.instance(sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect,
+                              connection_invalidated=dropped) from exc
