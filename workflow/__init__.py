@@ -6,6 +6,7 @@ database and Redis, and the worker can build one without the web parts mattering
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -13,8 +14,27 @@ from flask import Flask
 from .config import INSTANCE, Config
 
 
+class WorkflowFlask(Flask):
+    """Flask, remembering its answer to "is this handler a coroutine?". Flask asks it, through
+    `inspect.iscoroutinefunction`, of every hook and the view on every request (eleven times for
+    an API call here), and the answer for a given function never changes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synced: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._synced[func]
+        except KeyError:
+            synced = self._synced[func] = super().ensure_sync(func)
+            return synced
+        except TypeError:  # an unhashable callable: ask every time, as Flask does
+            return super().ensure_sync(func)
+
+
 def create_app(config: Config | None = None, **overrides: Any) -> Flask:
-    app = Flask(
+    app = WorkflowFlask(
         __name__,
         instance_path=str(INSTANCE),
         template_folder="../templates",

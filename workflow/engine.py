@@ -16,7 +16,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, exists, func, insert, inspect, literal, select
 from sqlalchemy.orm import Session, joinedload, lazyload
-from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
+from sqlalchemy.orm.attributes import NO_VALUE, instance_state, set_committed_value
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -333,7 +333,7 @@ def _write_case(session: Session, case: Case) -> None:
     transition won (StaleDataError, a 409). The ORM is then told that the row holds these
     values, so no later flush writes the case again (that would move its version twice).
     """
-    state = inspect(case)
+    state = instance_state(case)
     columns = _case_columns()
     changed = {
         key: state.dict[key] for key, old in state.committed_state.items()

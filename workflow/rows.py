@@ -43,8 +43,13 @@ def position(cls: type, attribute: str) -> int:
     return _attributes(cls).index(attribute)
 
 
+@functools.cache
+def _mapper(cls: type) -> Any:
+    return inspect(cls)
+
+
 def identity(cls: type, id_: Any) -> Any:
-    return inspect(cls).identity_key_from_primary_key((id_,))
+    return _mapper(cls).identity_key_from_primary_key((id_,))
 
 
 def held(session: Session, cls: type, id_: Any) -> bool:
@@ -55,7 +60,7 @@ def held(session: Session, cls: type, id_: Any) -> bool:
 def loaded(cls: type[T], values: Sequence[Any]) -> T:
     """The object whose row has `values` (in `columns(cls)` order), as a query loads it: detached
     with its identity, nothing modified; `attach` makes it persistent."""
-    mapper = inspect(cls)
+    mapper = _mapper(cls)
     instance = mapper.class_manager.new_instance()
     instance.__dict__.update(zip(_attributes(cls), values))
     instance_state(instance).key = mapper.identity_key_from_primary_key((instance.__dict__["id"],))

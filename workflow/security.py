@@ -58,9 +58,20 @@ class SessionInterface(SecureCookieSessionInterface):
         # No cookie, nothing to verify: Flask would still build its signing serializer first,
         # which is most of the cost for the API's cookieless requests. Saving builds it when a
         # cookie is to be written.
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        # Without a Cookie header there is nothing to parse either.
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        # An empty session nobody changed writes no cookie: Flask's own save would work out the
+        # cookie's name, domain, path and flags first, and then only add Vary (as here).
+        if not session and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
 
 
 def start_session() -> None:
@@ -93,7 +104,9 @@ def register(app: Flask) -> None:
     @app.before_request
     def _expire_session():  # type: ignore[no-untyped-def]
         # The API authenticates by bearer token; a cookie sent along is not what signs it in.
-        if cookie_name not in request.cookies or "_user_id" not in session or request.path.startswith("/api/"):
+        # No Cookie header (every API call): nothing to look at, and nothing parsed to find that out.
+        if "HTTP_COOKIE" not in request.environ or cookie_name not in request.cookies or \
+                "_user_id" not in session or request.path.startswith("/api/"):
             return None
         now = clock()
         signed_in_at, seen_at = session.get("signed_in_at"), session.get("seen_at")
