@@ -287,6 +287,15 @@ def jobs_sweep(now_text: str | None) -> None:
     click.echo(run(parse_moment(now_text) if now_text else None))
 
 
+@jobs_cli.command("statistics")
+def jobs_statistics() -> None:
+    """Compute the statistics pages now (the cron schedule does it every hour): this year's
+    report of every province and of the country, and last year's until it is final."""
+    from jobs.statistics import refresh
+
+    click.echo(refresh())
+
+
 def parse_moment(text: str) -> "datetime":
     """ISO-8601 or a Jalali date-time (years before 1700 are Jalali; Tehran time)."""
     from datetime import datetime, timezone
@@ -306,17 +315,18 @@ def parse_moment(text: str) -> "datetime":
 
 @jobs_cli.command("cron")
 def jobs_cron() -> None:
-    """Enqueue the sweep every minute (rq's cron scheduler); a worker runs it."""
+    """Enqueue the sweep every minute and the statistics every hour (rq's cron scheduler);
+    a worker runs them."""
     from rq.cron import CronScheduler
 
-    from jobs.cron import SWEEP_EVERY_SECONDS
+    from jobs.cron import schedule
     from jobs.queue import connection
-    from jobs.sweep import run
 
     conn = connection()
     if conn is None:
         raise click.ClickException(
             "Neither REDIS_URL nor REDIS_SENTINELS is set; `flask serve` starts an embedded Redis.")
     scheduler = CronScheduler(connection=conn)
-    scheduler.register(run, current_app.config["RQ_QUEUE"], interval=SWEEP_EVERY_SECONDS, job_timeout=600)
+    for job, every, timeout in schedule(current_app.config["STATISTICS_REFRESH_SECONDS"]):
+        scheduler.register(job, current_app.config["RQ_QUEUE"], interval=every, job_timeout=timeout)
     scheduler.start()

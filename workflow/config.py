@@ -46,6 +46,10 @@ class Config:
         # Empty means: no external Redis; `flask serve` starts an embedded one and sets this.
         self.REDIS_URL = os.environ.get("REDIS_URL", "")
         self.RQ_QUEUE = os.environ.get("RQ_QUEUE", "default")
+        # The statistics pages are computed ahead by a job this often; a page older than the
+        # max age (a job that stopped running) is computed when asked for instead.
+        self.STATISTICS_REFRESH_SECONDS = int(os.environ.get("STATISTICS_REFRESH_SECONDS", 3600))
+        self.STATISTICS_MAX_AGE_SECONDS = int(os.environ.get("STATISTICS_MAX_AGE_SECONDS", 2 * 3600))
         self.UPLOAD_DIR = Path(os.environ.get("UPLOAD_DIR", INSTANCE / "uploads"))
         self.MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
         # A form carries the statute, so the request limit is the upload limit plus room for fields.

@@ -28,13 +28,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Date, Interval, and_, case, cast, false, func, literal, or_, select
+from sqlalchemy import Date, Interval, and_, case, cast, delete, false, func, literal, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from .. import registry
-from ..calendar import TEHRAN, jalali_year_bounds, to_tehran, working_days_between
+from ..calendar import TEHRAN, jalali_year, jalali_year_bounds, to_tehran, working_days_between
 from ..holidays import holidays
-from ..models import AuditEntry, Case, Grant, Permit, PermitEvent, Tranche
+from ..models import AuditEntry, Case, Grant, Permit, PermitEvent, Province, StatisticsReport, Tranche, utcnow
 from ..process import Deadline
 
 # The figures in the order the page and the CSV list them. "approvals" is what the seeds call
@@ -314,3 +315,126 @@ def _step_order(step: Step) -> tuple[int, int, str]:
 def years_with_data(figures: Iterable[Figure]) -> bool:
     """Whether anything at all was counted (the page says so when nothing was)."""
     return any(f.this_year or f.last_year for f in figures)
+
+
+# -- pages computed ahead of time (jobs/statistics.py) ------------------------------------------
+
+COUNTRY_SCOPE = "all"
+
+
+def _scope(province_id: int | None) -> str:
+    return COUNTRY_SCOPE if province_id is None else str(province_id)
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as JSON (a StatisticsReport's body); `report_from_json` reads it back."""
+    def year_json(steps: YearSteps) -> dict[str, Any]:
+        return {"days": {str(d): n for d, n in sorted(steps.days.items())}, "breaches": steps.breaches}
+
+    return {
+        "year": report.year,
+        "province_id": report.province_id,
+        "figures": [[f.key, f.this_year, f.last_year] for f in report.figures],
+        "steps": [{"from_state": s.from_state, "action": s.action, "this_year": year_json(s.this_year),
+                   "last_year": year_json(s.last_year),
+                   "deadlines": sorted([d.working_days, d.calendar_days] for d in s.deadlines)}
+                  for s in report.steps],
+    }
+
+
+def report_from_json(body: dict[str, Any]) -> Report:
+    def year_steps(data: dict[str, Any]) -> YearSteps:
+        return YearSteps(Counter({int(d): n for d, n in data["days"].items()}), data["breaches"])
+
+    # A figure added since the row was written reads as 0 until the next refresh.
+    stored = {key: (this, last) for key, this, last in body["figures"]}
+    return Report(
+        year=body["year"], province_id=body["province_id"],
+        figures=[Figure(key, *stored.get(key, (0, 0))) for key in FIGURES],
+        steps=[Step(s["from_state"], s["action"], year_steps(s["this_year"]), year_steps(s["last_year"]),
+                    {Deadline(working_days=w, calendar_days=c) for w, c in s["deadlines"]})
+               for s in body["steps"]],
+    )
+
+
+def merged(year: int, reports: Iterable[Report]) -> Report:
+    """The whole country from its provinces': counts add up, and so do the steps' day counts,
+    so the medians are those of every step in the country, not a median of medians."""
+    totals = {key: [0, 0] for key in FIGURES}
+    steps: dict[tuple[str, str], Step] = {}
+    for report in reports:
+        for f in report.figures:
+            totals[f.key][0] += f.this_year
+            totals[f.key][1] += f.last_year
+        for s in report.steps:
+            step = steps.setdefault((s.from_state, s.action), Step(s.from_state, s.action))
+            for mine, theirs in ((step.this_year, s.this_year), (step.last_year, s.last_year)):
+                mine.days.update(theirs.days)
+                mine.breaches += theirs.breaches
+            step.deadlines |= s.deadlines
+    return Report(year=year, province_id=None, figures=[Figure(k, *totals[k]) for k in FIGURES],
+                  steps=sorted(steps.values(), key=_step_order))
+
+
+def store(session: Session, report: Report, computed_at: datetime) -> None:
+    """Keep `report` as its year and place's row, replacing the one before (the caller commits)."""
+    scope = _scope(report.province_id)
+    session.execute(delete(StatisticsReport).where(StatisticsReport.year == report.year,
+                                                   StatisticsReport.scope == scope))
+    session.add(StatisticsReport(year=report.year, scope=scope, computed_at=computed_at,
+                                 body=report_json(report)))
+
+
+def is_final(year: int, computed_at: datetime) -> bool:
+    """Computed after the year ended: nothing can change it any more (entries and events are
+    append-only and stamped with the moment they are written)."""
+    return computed_at >= jalali_year_bounds(year)[1]
+
+
+def for_page(session: Session, year: int, province_id: int | None,
+             now: datetime | None = None) -> tuple[Report, datetime | None]:
+    """The report the page shows and when it was computed: the stored one when it is fresh
+    enough (STATISTICS_MAX_AGE_SECONDS, or any age once the year has ended), else computed
+    now (and then None: the figures are as of this moment)."""
+    now = now or utcnow()
+    row = session.execute(select(StatisticsReport.computed_at, StatisticsReport.body).where(
+        StatisticsReport.year == year, StatisticsReport.scope == _scope(province_id))).one_or_none()
+    max_age = timedelta(seconds=current_app.config["STATISTICS_MAX_AGE_SECONDS"])
+    if row is not None and (row.computed_at >= now - max_age or is_final(year, row.computed_at)):
+        try:
+            return report_from_json(row.body), row.computed_at
+        except (KeyError, TypeError, ValueError):  # written by another version: compute instead
+            pass
+    return compute(session, year, province_id), None
+
+
+def refresh(session: Session, year: int, now: datetime | None = None) -> int:
+    """Compute and keep `year`'s report of every province and of the country (from the
+    provinces'); commits after each province, so a long refresh holds no lock for long and
+    the pages see each province as soon as it is done. Returns how many reports were kept."""
+    now = now or utcnow()
+    reports = []
+    for (province_id,) in session.execute(select(Province.id).order_by(Province.id)).all():
+        report = compute(session, year, province_id)
+        reports.append(report)
+        _keep(session, report, now)
+    _keep(session, merged(year, reports), now)
+    return len(reports) + 1
+
+
+def _keep(session: Session, report: Report, now: datetime) -> None:
+    store(session, report, now)
+    try:
+        session.commit()
+    except IntegrityError:  # a refresh running at the same moment kept its own: as good as ours
+        session.rollback()
+
+
+def years_to_refresh(session: Session, now: datetime | None = None) -> list[int]:
+    """This Jalali year, and the year before until its final reports are kept."""
+    now = now or utcnow()
+    this_year = jalali_year(to_tehran(now))
+    last_final = session.scalar(select(func.min(StatisticsReport.computed_at)).where(
+        StatisticsReport.year == this_year - 1))
+    missing_last = last_final is None or not is_final(this_year - 1, last_final)
+    return [this_year, this_year - 1] if missing_last else [this_year]

@@ -275,9 +275,9 @@ def index():  # type: ignore[no-untyped-def]
     if choice.errors:
         return render_template("statistics/index.html", choice=choice, options=options, report=None,
                                charts=[]), 400
-    report = stats.compute(session, choice.year, choice.province.id if choice.province else None)
+    report, as_of = stats.for_page(session, choice.year, choice.province.id if choice.province else None)
     return render_template(
-        "statistics/index.html", choice=choice, options=options, report=report, charts=charts(report),
+        "statistics/index.html", choice=choice, options=options, report=report, as_of=as_of, charts=charts(report),
         figure_label=figure_label, step_label=step_label, deadline_text=deadline_text, decimal_text=decimal_text,
         value_text=_value_text, has_data=stats.years_with_data(report.figures),
     )
@@ -294,7 +294,7 @@ def export():  # type: ignore[no-untyped-def]
     if choice.errors:
         return render_template("errors/error.html", status=400,
                                message=" ".join(choice.errors.values())), 400
-    report = stats.compute(session, choice.year, choice.province.id if choice.province else None)
+    report, _as_of = stats.for_page(session, choice.year, choice.province.id if choice.province else None)
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
