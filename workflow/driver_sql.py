@@ -22,6 +22,7 @@ dropped is invalidated so the pool never hands it out again.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -60,8 +61,10 @@ def _prepare(statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> C
 
 
 # dialect → (statement, parameter names) → plan. The statements are built once per process
-# (functools.cache in their modules), so this holds a handful of entries.
-_PLANS: dict[Any, dict[tuple[ClauseElement, tuple[str, ...]], Compiled | None]] = {}
+# (functools.cache in their modules), so this holds a handful of entries; an engine disposed of
+# (a test's) takes its dialect's plans with it.
+_PLANS: weakref.WeakKeyDictionary[Any, dict[tuple[ClauseElement, tuple[str, ...]], Compiled | None]] = \
+    weakref.WeakKeyDictionary()
 _MAX_PLANS = 256
 
 
@@ -126,9 +129,9 @@ def run(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -
 
 
 def _observed(connection: Connection) -> bool:
-    """Whether something watches the statements SQLAlchemy runs: the flags SQLAlchemy's own
-    execution checks: set when an execution listener is attached to the connection, its engine
-    or its dialect (`_has_events`), and when echo or INFO logging is on (`_echo`)."""
+    """Whether something watches the statements SQLAlchemy runs, by the flags its own execution
+    checks: `_has_events` once an execution listener is attached to the connection, its engine
+    or its dialect; `_echo` when echo or INFO logging is on."""
     return bool(connection._has_events or connection.engine._has_events or connection.dialect._has_events
                 or connection._echo)
 
