@@ -124,7 +124,12 @@ def _top(user: User, kind: str | None, state: str | None, limit: int,
         parts.append(part.order_by(Case.state_entered_at, Case.id).limit(limit + 1))
     if not parts:
         return None
-    merged = union_all(*parts).subquery("lists") if len(parts) > 1 else parts[0].subquery("lists")
+    if len(parts) > 1:
+        # SQLite refuses ORDER BY and LIMIT on a part of a UNION unless the part is a subquery
+        # of its own; PostgreSQL runs either form the same way (an index range under a Limit).
+        merged = union_all(*(select(*part.subquery().c) for part in parts)).subquery("lists")
+    else:
+        merged = parts[0].subquery("lists")
     return select(merged.c.id, merged.c.state_entered_at) \
         .order_by(merged.c.state_entered_at, merged.c.id).limit(limit + 1).subquery("top")
 
