@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ["DATABASE_URL"] = scale_db.url()
     from sqlalchemy import func, select, tuple_
 
-    from workflow import create_app, registry
+    from workflow import create_app, registry, warm_up
     from workflow.config import TestConfig
     from workflow.models import AuditEntry, Case
     from workflow.services import accounts, audit_search, queues
@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         tokens[label] = token
     session.commit()
     context.pop()
+    warm_up(app)  # as wsgi.py does in a web worker: the queue's statements and templates compiled
     gc.freeze()  # as wsgi.py does once the app is built: the collector skips what start-up made
 
     floor_client = api_client = app.test_client()

@@ -18,7 +18,7 @@ import base64
 import functools
 import json
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from flask_babel import gettext as _
@@ -348,3 +348,55 @@ def case_list_query(user: User, *, state: str | None = None, org_key: str = "", 
     if before is not None:
         query = query.where(Case.id < before)
     return query.order_by(Case.id.desc()).limit(limit + 1)
+
+
+# -- warm-up ----------------------------------------------------------------------------------
+
+# Who the statements are precompiled for: each staff role alone in a province, in a county office
+# and national, and an NGO member. Other combinations compile on their first request.
+_WARM_JURISDICTIONS = ((1, None), (1, 1), (None, None))
+_WARM_AFTER = (datetime(2000, 1, 1, tzinfo=timezone.utc), 1)  # as _decode reads a cursor: aware
+
+
+def _warm_users() -> list[User]:
+    people = []
+    for role in ("intake", "expert", "director", "finance"):
+        for province, county in _WARM_JURISDICTIONS:
+            user = User(id=0, email="warm-up", name="warm-up", province_id=province, county_id=county)
+            user.prime(role, "")
+            people.append(user)
+    applicant = User(id=0, email="warm-up", name="warm-up", province_id=None, county_id=None)
+    applicant.prime("applicant", "1")
+    return [*people, applicant]
+
+
+def warm_statements() -> list[Select[Any]]:
+    """Every queue statement of `_warm_users`: the staff screen's pages (each tab, first and later
+    pages) and tab counts, the API's pages (each kind, first and later) and its documents and
+    tranches. The shapes, not the values: a user's ids and the cursor are bound parameters."""
+    found: list[Any] = [documents_query([1]), tranches_query([1])]
+    for user in _warm_users():
+        states = sorted({s for p in registry.PROCESSES.values() for r in user.roles for s in p.states_for_role(r)})
+        for after in (None, _WARM_AFTER):
+            if user.is_staff:
+                found += [rows_query(user, state=state, after=after) for state in (None, *states)]
+            found += [api_page_query(user, kind=kind, after=after) for kind in (None, *registry.PROCESSES)]
+        found.append(counts_query(user) if user.is_staff else None)
+    return [statement for statement in found if statement is not None]
+
+
+def precompile(engine: Any) -> int:
+    """Compile the queue statements into `engine`'s statement cache, as their first execution
+    would (the same cache key: the statement's shape, the parameter names an execution passes,
+    none here), without executing anything. A worker's first request of each shape otherwise
+    pays for it: 5 to 15 ms for a director's page, most of a page's budget. Returns how many.
+    `_compile_w_cache` is the step of Connection.execute that does this (SQLAlchemy is pinned)."""
+    from sqlalchemy.sql import compiler
+
+    dialect = engine.dialect
+    statements = warm_statements()
+    for statement in statements:
+        statement._compile_w_cache(
+            dialect=dialect, compiled_cache=engine._compiled_cache, column_keys=[], for_executemany=False,
+            schema_translate_map=None, linting=dialect.compiler_linting | compiler.WARN_LINTING)
+    return len(statements)
