@@ -273,16 +273,18 @@ def api_page(
     rows.flush_pending(session)
     connection = session.connection()
     found = connection.execute(query, params).all()
+    next_cursor = _encode(found[limit - 1]) if len(found) > limit else None
+    found = found[:limit]
     n_case, n_permit = len(rows.columns(Case)), len(rows.columns(Permit))
     ids = [row[0] for row in found]
-    permit_ids = [row[n_case] for row in found if row[n_case] is not None]
+    permit_ids = {row[n_case] for row in found if row[n_case] is not None}
     grant_ids = [row[n_case + n_permit] for row in found if row[n_case + n_permit] is not None]
-    documents = list(connection.execute(documents_query(ids))) if ids else []
-    tranches = list(connection.execute(tranches_query(grant_ids))) if grant_ids else []
-    if (any(rows.held(session, Case, i) for i in ids) or any(rows.held(session, Permit, i) for i in permit_ids)
-            or any(rows.held(session, Grant, i) for i in grant_ids)
-            or any(rows.held(session, Document, d.id) for d in documents)
-            or any(rows.held(session, Tranche, t.id) for t in tranches)):
+    documents = connection.execute(documents_query(ids)).all() if ids else []
+    tranches = connection.execute(tranches_query(grant_ids)).all() if grant_ids else []
+    held = _held(session)
+    if held and (held[Case].intersection(ids) or held[Permit] & permit_ids or held[Grant].intersection(grant_ids)
+                 or held[Document].intersection(d.id for d in documents)
+                 or held[Tranche].intersection(t.id for t in tranches)):
         cases, next_cursor = page(session, user, kind=kind, limit=limit, cursor=cursor)
         return cases, next_cursor, prime_grants(session, cases)
     by_case: dict[int, list[Document]] = defaultdict(list)
@@ -304,8 +306,16 @@ def api_page(
             set_committed_value(grant, "tranches", by_grant.get(case.id, []))
             made += [grant, *grant.tranches]
     rows.attach(session, *made)
-    page_cases, next_cursor = _cut(cases, limit)
-    return page_cases, next_cursor, made
+    return cases, next_cursor, made
+
+
+def _held(session: Session) -> dict[type, set[Any]]:
+    """class -> primary keys of the objects the session holds (usually a handful: the user's):
+    one pass over its identity map instead of a look-up per row of the page."""
+    found: dict[type, set[Any]] = defaultdict(set)
+    for cls, key, _token in session.identity_map.keys():
+        found[cls].add(key[0])
+    return found
 
 
 def _loaded_grant(values: Any) -> Grant:
