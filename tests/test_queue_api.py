@@ -290,3 +290,26 @@ def test_warm_up_compiles_what_the_queue_pages_execute(app: Flask, api: Api, wor
     new = [str(engine_._compiled_cache[k]) for k in set(engine_._compiled_cache.keys()) - compiled_before]
     missed = [sql for sql in new if re.search(r"\b(cases|documents|tranches)\b", sql)]
     assert not missed, "\n\n".join(missed)
+
+
+def test_statements_are_kept_per_shape_not_per_user_or_address(app: Flask, world: Any,
+                                                               queued: dict[str, int]) -> None:
+    """Two users of one shape share a kept statement and each gets their own cases; a tab name
+    from the address that no list has is answered with nothing and not kept."""
+    with app.test_request_context():
+        session = db.new_session()
+        kerman = accounts.load_user(session, world.users["intake"])
+        qazvin = accounts.load_user(session, world.users["q_intake"])
+        assert queues.shape(kerman) == queues.shape(qazvin)
+        first, _ = queues._bound("rows", kerman, limit=25)
+        second, params = queues._bound("rows", qazvin, limit=25)
+        assert first is second and params["province_id"] == qazvin.province_id
+        kerman_ids = {row.id for row in queues.page_rows(session, kerman)[0]}
+        qazvin_ids = {row.id for row in queues.page_rows(session, qazvin)[0]}
+        assert queued["submitted"] in kerman_ids and queued["qazvin"] in qazvin_ids
+        assert not kerman_ids & qazvin_ids
+        kept = queues._statement.cache_info().currsize
+        for n in range(20):
+            assert queues.page_rows(session, kerman, state=f"no-such-state-{n}") == ([], None)
+        assert queues._statement.cache_info().currsize == kept
+        session.close()

@@ -113,12 +113,19 @@ def _bound(what: str, user: User, *, kind: str | None = None, state: str | None 
     values, the number of rows, the cursor's keyset. Building a director's page statement and its
     cache key took ~1.5 ms of a request, and the screen builds two (the page, the tab counts).
     Every execution passes the same parameter names, so a shape has one compiled form."""
+    if state is not None and state not in _known_states():
+        return None, {}  # no list has it (and a tab's name from the address is not kept)
     aware = None if after is None else after[0].tzinfo is not None
     statement = _statement(what, shape(user), kind, state, aware)
     values = {"member_of": sorted(user.organization_ids), "county_id": user.county_id,
               "province_id": user.province_id, "actor_id": user.id, "rows_wanted": limit + 1,
               "after_at": after[0] if after else None, "after_id": after[1] if after else None}
     return statement, {name: values[name] for name in _parameters(what, after is not None)}
+
+
+@functools.cache
+def _known_states() -> frozenset[str]:
+    return frozenset(s for process in registry.PROCESSES.values() for s in process.states)
 
 
 def _parameters(what: str, later: bool) -> list[str]:
