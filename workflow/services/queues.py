@@ -11,6 +11,12 @@ are one index-only count per list for the same reason.
 
 The lists are built from the process tables, as the engine checks them (role, jurisdiction,
 separation of duties), so the queue never offers what `engine.fire` would refuse.
+
+The statements depend on a user only through their shape (roles; whether a province, a county,
+organisations are set): the values are named parameters, so a statement is built once per shape
+and kept (`_bound`), and each web worker compiles the common shapes before its first request
+(`precompile`, from workflow.warm_up). The API's page reads plain rows and makes objects only of
+the grants the tranche rules look up (`api_page`).
 """
 from __future__ import annotations
 
