@@ -103,11 +103,12 @@ def shape(user: User | Shape) -> Shape:
 _SHAPE_AFTER = {True: (datetime(2000, 1, 1, tzinfo=timezone.utc), 1), False: (datetime(2000, 1, 1), 1)}
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=256)
 def _statement(what: str, who: Shape, kind: str | None, state: str | None,
                after_aware: bool | None) -> Select[Any] | None:
-    """The statement `what` for every user of shape `who`, built once and kept (a few dozen
-    shapes in all: a statement is ~75 KB, so one per user would not do)."""
+    """The statement `what` for every user of shape `who`, built once and kept: each role and
+    jurisdiction needs about twenty (tabs, later pages, API kinds, counts); 256 of them take
+    ~6 MB (a statement per user would not do: a director's is ~75 KB while being built)."""
     after = None if after_aware is None else _SHAPE_AFTER[after_aware]
     if what == "rows":
         return rows_query(who, state=state, after=after)  # type: ignore[arg-type]
@@ -505,39 +506,31 @@ def case_list_query(user: User, *, state: str | None = None, org_key: str = "", 
 
 # -- warm-up ----------------------------------------------------------------------------------
 
-# Who the statements are precompiled for: each staff role alone in a province, in a county office
-# and national, and an NGO member. Other combinations compile on their first request.
-_WARM_JURISDICTIONS = ((1, None), (1, 1), (None, None))
-_WARM_AFTER = (datetime(2000, 1, 1, tzinfo=timezone.utc), 1)  # as _decode reads a cursor: aware
-
-
-def _warm_users() -> list[User]:
-    people = []
-    for role in ("intake", "expert", "director", "finance"):
-        for province, county in _WARM_JURISDICTIONS:
-            user = User(id=0, email="warm-up", name="warm-up", province_id=province, county_id=county)
-            user.prime(role, "")
-            people.append(user)
-    applicant = User(id=0, email="warm-up", name="warm-up", province_id=None, county_id=None)
-    applicant.prime("applicant", "1")
-    return [*people, applicant]
+# Whose statements are precompiled: each staff role alone in a province, in a county office and
+# national, and an NGO member. Other shapes compile on their first request.
+def _warm_shapes() -> list[Shape]:
+    jurisdictions = ((True, False), (True, True), (False, False))
+    staff = [Shape(frozenset({role}), province, county, False)
+             for role in ("intake", "expert", "director", "finance") for province, county in jurisdictions]
+    return [*staff, Shape(frozenset({"applicant"}), False, False, True)]
 
 
 def warm_statements(postgres: bool) -> list[tuple[Select[Any], list[str]]]:
-    """Every queue statement of `_warm_users`, with the names of the parameters its execution
-    passes (`_parameters`): the staff screen's pages (each tab, first and later pages) and tab
-    counts, the API's pages (each kind, first and later) and its documents and tranches."""
+    """Every queue statement of `_warm_shapes`, as `_bound` keeps them, with the names of the
+    parameters its execution passes (`_parameters`): the staff screen's pages (each tab, first
+    and later pages) and tab counts, the API's pages (each kind, first and later), and the API
+    page's documents and tranches."""
     found: list[tuple[Any, list[str]]] = [(documents_query([1], postgres), []), (tranches_query([1], postgres), [])]
-    for user in _warm_users():
-        states = sorted({s for p in registry.PROCESSES.values() for r in user.roles for s in p.states_for_role(r)})
-        for after in (None, _WARM_AFTER):
-            if user.is_staff:
-                found += [(rows_query(user, state=state, after=after), _parameters("rows", after is not None))
+    for who in _warm_shapes():
+        states = sorted({s for p in registry.PROCESSES.values() for r in who.roles for s in p.states_for_role(r)})
+        for aware in (None, True):  # the first page; a later one (a cursor's time is aware)
+            if who.is_staff:
+                found += [(_statement("rows", who, None, state, aware), _parameters("rows", aware is not None))
                           for state in (None, *states)]
-            found += [(api_page_query(user, kind=kind, after=after), _parameters("api", after is not None))
+            found += [(_statement("api", who, kind, None, aware), _parameters("api", aware is not None))
                       for kind in (None, *registry.PROCESSES)]
-        if user.is_staff:
-            found.append((counts_query(user), _parameters("counts", False)))
+        if who.is_staff:
+            found.append((_statement("counts", who, None, None, None), _parameters("counts", False)))
     return [(statement, keys) for statement, keys in found if statement is not None]
 
 
