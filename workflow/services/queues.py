@@ -456,7 +456,8 @@ def page_rows(
     query, params = _bound("rows", user, state=state, limit=limit, after=_decode(cursor) if cursor else None)
     if query is None:
         return [], None
-    return _cut(list(session.execute(query, params)), limit)
+    rows.flush_pending(session)  # what the ORM's execution would do first; the rows are read with Core
+    return _cut(session.connection().execute(query, params).all(), limit)
 
 
 def prime_grants(session: Session, cases: list[Case]) -> list[Grant]:
@@ -483,7 +484,8 @@ def counts(session: Session, user: User) -> dict[tuple[str, str], int]:
     query, params = _bound("counts", user)
     if query is None:
         return {}
-    return {(k, s): n for k, s, n in session.execute(query, params)}
+    rows.flush_pending(session)
+    return {(k, s): n for k, s, n in session.connection().execute(query, params)}
 
 
 def case_list_query(user: User, *, state: str | None = None, org_key: str = "", before: int | None = None,
