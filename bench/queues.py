@@ -1,6 +1,7 @@
 """Staff list pages at national scale: every queue and list page, at every depth, on a million cases.
 
-    .venv/bin/python bench/queues.py [--cases 1000000] [--pages 8] [--rounds 2] [--rebuild]
+    .venv/bin/python bench/queues.py [--cases 1000000] [--pages 8] [--rounds 2] [--rebuild] [--detail]
+                                     [--only queue,api_queue]
 
 Goal (issue "Ready for a whole country"): every staff list page p99 <= 20 ms of server time at any
 depth; the staff dashboard counts (the numbers on the queue tabs) <= 50 ms.
@@ -52,6 +53,7 @@ import psycopg  # noqa: E402
 import scale_db  # noqa: E402
 
 PAGE_GOAL_MS, COUNTS_GOAL_MS = 20.0, 50.0
+KINDS = ("queue", "api_queue", "audit_list", "decisions", "counts", "notifications", "statistics")
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 0.95)
 NEXT = {
     "queue": re.compile(r'href="([^"]*cursor=[^"]*)"'),
@@ -143,11 +145,14 @@ def users(conn: psycopg.Connection) -> dict[str, tuple[int, int | None, int | No
 
 
 def run(args: argparse.Namespace) -> int:
+    only = set(args.only.split(","))
+    if only - set(KINDS):
+        raise SystemExit(f"--only: unknown page types {sorted(only - set(KINDS))} (known: {', '.join(KINDS)})")
     info = scale_db.ensure(args.cases, args.rebuild)
     os.environ["DATABASE_URL"] = scale_db.url()
     from sqlalchemy import func, select, tuple_
 
-    from workflow import create_app, registry
+    from workflow import create_app, registry, warm_up
     from workflow.config import TestConfig
     from workflow.models import AuditEntry, Case
     from workflow.services import accounts, audit_search, queues
@@ -177,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         tokens[label] = token
     session.commit()
     context.pop()
+    warm_up(app)  # as wsgi.py does in a web worker: the queue's statements and templates compiled
     gc.freeze()  # as wsgi.py does once the app is built: the collector skips what start-up made
 
     floor_client = api_client = app.test_client()
@@ -192,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
             base = queues.actionable(user).order_by(Case.state_entered_at, Case.id)
             states = sorted({s for p in registry.PROCESSES.values() for role in user.roles
                              for s in p.states_for_role(role)})
-            for state in [None, *states]:
+            for state in [None, *states] if "queue" in only else []:
                 query = queues.actionable(user, state=state).order_by(Case.state_entered_at, Case.id)
                 total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
                 if total == 0:
@@ -215,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                         dialect=app.extensions["db_engine"].dialect, compile_kwargs={"literal_binds": True})
                     bench.bare("queue", str(compiled), ())
                 session.rollback()
-            if label in tokens:
+            if label in tokens and "api_queue" in only:
                 total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
                 for depth in DEPTHS:
                     offset = int(total * depth)
@@ -233,10 +239,10 @@ def run(args: argparse.Namespace) -> int:
 
         # -- the auditor's and director's list of cases -----------------------------------------
         for label, user in loaded.items():
-            if not user.roles & {"auditor", "admin", "director"}:
+            if not user.roles & {"auditor", "admin", "director"} or not only & {"audit_list", "decisions"}:
                 continue
             client = bench.client(user.id, user.email)
-            for state in (None, "approved", "under_review", "inquiry"):
+            for state in (None, "approved", "under_review", "inquiry") if "audit_list" in only else ():
                 where = ["submitted_at IS NOT NULL"]
                 params: list[Any] = []
                 if user.province_id is not None:
@@ -264,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
             # The auditor console: decisions, unfiltered and with each kind of filter.
             filters = [{}, {"action": "approve"}, {"kind": "permit_renewal"}, {"state": "rejected"},
                        {"from": "1403/07/01", "to": "1403/07/30"}]
-            for args_ in filters:
+            for args_ in filters if "decisions" in only else []:
                 f = audit_search.read_filters(args_)
                 q = audit_search.query(user, f).with_only_columns(AuditEntry.id).limit(args.deep_rows)
                 ids = [r for r in session.scalars(q)]
@@ -286,13 +292,14 @@ def run(args: argparse.Namespace) -> int:
         # -- notifications, statistics ----------------------------------------------------------
         for label, user in loaded.items():
             client = bench.client(user.id, user.email)
-            bench.get("notifications", label, client, "/notifications")
-            if user.roles & {"director", "auditor", "admin"}:
+            if "notifications" in only:
+                bench.get("notifications", label, client, "/notifications")
+            if user.roles & {"director", "auditor", "admin"} and "statistics" in only:
                 bench.get("statistics", label, client, "/statistics")
 
         # -- the dashboard counts ---------------------------------------------------------------
         for label, user in loaded.items():
-            if not user.has_role("intake", "expert", "director", "finance"):
+            if not user.has_role("intake", "expert", "director", "finance") or "counts" not in only:
                 continue
             for _ in range(5):
                 started = time.perf_counter()
@@ -341,6 +348,8 @@ def main() -> None:
                         help="how far into the auditor console's results the deep starts may go")
     parser.add_argument("--rebuild", action="store_true", help="populate the database again")
     parser.add_argument("--detail", action="store_true", help="p50/p99 per user and list")
+    parser.add_argument("--only", default=",".join(KINDS),
+                        help=f"the page types to request, comma-separated (default: all of {','.join(KINDS)})")
     sys.exit(run(parser.parse_args()))
 
 

@@ -131,6 +131,11 @@ def statements(conn: Any) -> Iterator[tuple[str, Any]]:
             query = queues.page_query(user, kind=kind, limit=50, after=CURSOR)
             if query is not None:
                 yield f"API queue page of {label}, kind {kind}", query
+        for kind in (None, *registry.PROCESSES):
+            for after in (None, CURSOR):
+                query = queues.api_page_query(user, kind=kind, limit=50, after=after)
+                if query is not None:
+                    yield f"API queue page (api_page) of {label}, kind {kind}, cursor {after is not None}", query
         counts = queues.counts_query(user)
         if counts is not None:
             yield f"queue counts of {label}", counts
@@ -143,6 +148,12 @@ def statements(conn: Any) -> Iterator[tuple[str, Any]]:
                 query = audit_search.query(user, audit_search.read_filters(args)).limit(51)
                 yield f"console of {label}, {args}", query
                 yield f"console of {label}, {args}, older", query.where(AuditEntry.id < 50_000)
+
+
+    # The rest of api_page's reads: a page's documents and its grants' tranches, by case id.
+    page_ids = list(range(30_000, 30_050))
+    yield "API queue page's documents", queues.documents_query(page_ids, postgres=True)
+    yield "API queue page's tranches", queues.tranches_query(page_ids, postgres=True)
 
 
 def plan_of(conn: Any, statement: Any) -> dict[str, Any]:

@@ -11,23 +11,35 @@ are one index-only count per list for the same reason.
 
 The lists are built from the process tables, as the engine checks them (role, jurisdiction,
 separation of duties), so the queue never offers what `engine.fire` would refuse.
+
+The statements depend on a user only through their shape (roles; whether a province, a county,
+organisations are set): the values are named parameters, so a statement is built once per shape
+and kept (`_bound`), and each web worker compiles the common shapes before its first request
+(`precompile`, from workflow.warm_up). The API's page reads plain rows and makes objects only of
+the grants the tranche rules look up (`api_page`).
 """
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections import defaultdict
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement, Integer, Select, and_, any_, bindparam, exists, false, func, inspect, or_, select, true, tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, lazyload, selectinload
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from .. import registry
+from .. import registry, rows
 from ..db import is_row_id
 from ..errors import Invalid
-from ..models import AuditEntry, Case, Grant, Organization, User
+from ..models import STAFF_ROLES, AuditEntry, Case, Document, Grant, Organization, Permit, Tranche, User
 
 MAX_LIMIT = 200
 
@@ -51,6 +63,93 @@ def _decode(cursor: str) -> tuple[datetime, int]:
     return moment, case_id
 
 
+class Shape(NamedTuple):
+    """What decides the form of a user's queue statements: the roles, and which of province,
+    county and organisations they have, not their values (those are parameters, see `lists`).
+    It stands in for a user when a statement is built for every user of its shape."""
+
+    roles: frozenset[str]
+    province: bool
+    county: bool
+    member: bool
+
+    # What lists() reads of a user: placeholders, replaced by each execution's parameters.
+    @property
+    def id(self) -> int:
+        return 0
+
+    @property
+    def organization_ids(self) -> frozenset[int]:
+        return frozenset({0}) if self.member else frozenset()
+
+    @property
+    def province_id(self) -> int | None:
+        return 0 if self.province else None
+
+    @property
+    def county_id(self) -> int | None:
+        return 0 if self.county else None
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
+
+
+def shape(user: User | Shape) -> Shape:
+    return Shape(frozenset(user.roles), user.province_id is not None, user.county_id is not None,
+                 bool(user.organization_ids))
+
+
+_SHAPE_AFTER = {True: (datetime(2000, 1, 1, tzinfo=timezone.utc), 1), False: (datetime(2000, 1, 1), 1)}
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(what: str, who: Shape, kind: str | None, state: str | None,
+               after_aware: bool | None) -> Select[Any] | None:
+    """The statement `what` for every user of shape `who`, built once and kept: each role and
+    jurisdiction needs about twenty (tabs, later pages, API kinds, counts); 256 of them take
+    ~6 MB (a statement per user would not do: a director's is ~75 KB while being built)."""
+    after = None if after_aware is None else _SHAPE_AFTER[after_aware]
+    if what == "rows":
+        return rows_query(who, state=state, after=after)  # type: ignore[arg-type]
+    if what == "api":
+        return api_page_query(who, kind=kind, after=after)  # type: ignore[arg-type]
+    return counts_query(who)  # type: ignore[arg-type]
+
+
+def _bound(what: str, user: User, *, kind: str | None = None, state: str | None = None, limit: int = 0,
+           after: tuple[datetime, int] | None = None) -> tuple[Select[Any] | None, dict[str, Any]]:
+    """The statement `what` ("rows": rows_query, "api": api_page_query, "counts": counts_query)
+    of `user`'s shape, built once and kept, and the parameters of this execution: the user's
+    values, the number of rows, the cursor's keyset. Building a director's page statement and its
+    cache key took ~1.5 ms of a request, and the screen builds two (the page, the tab counts).
+    Every execution passes the same parameter names, so a shape has one compiled form."""
+    if state is not None and state not in _known_states():
+        return None, {}  # no list has it (and a tab's name from the address is not kept)
+    aware = None if after is None else after[0].tzinfo is not None
+    statement = _statement(what, shape(user), kind, state, aware)
+    values = {"member_of": sorted(user.organization_ids), "county_id": user.county_id,
+              "province_id": user.province_id, "actor_id": user.id, "rows_wanted": limit + 1,
+              "after_at": after[0] if after else None, "after_id": after[1] if after else None}
+    return statement, {name: values[name] for name in _parameters(what, after is not None)}
+
+
+@functools.cache
+def _known_states() -> frozenset[str]:
+    return frozenset(s for process in registry.PROCESSES.values() for s in process.states)
+
+
+def _parameters(what: str, later: bool) -> list[str]:
+    """The names of the parameters `_bound` passes: the compiled statement cache knows a statement
+    by its form and these names (queues.precompile compiles each form with them)."""
+    names = ["actor_id", "county_id", "member_of", "province_id"]
+    if what != "counts":
+        names.append("rows_wanted")
+    if later:
+        names += ["after_at", "after_id"]
+    return sorted(names)
+
+
 def lists(user: User, kind: str | None = None, state: str | None = None) -> list[list[ColumnElement[bool]]]:
     """The WHERE clauses of each (kind, state) list the user works, mirroring the engine's checks.
 
@@ -60,7 +159,12 @@ def lists(user: User, kind: str | None = None, state: str | None = None) -> list
     twice.
     """
     kinds = [kind] if kind else list(registry.PROCESSES)
-    member_of = list(user.organization_ids)
+    member_of = sorted(user.organization_ids)
+    # The user's values are named parameters, so a statement built for one user serves every user
+    # of the same shape (`_bound`) with that user's values.
+    orgs = bindparam("member_of", member_of, expanding=True)
+    county, province, actor = (bindparam("county_id", user.county_id), bindparam("province_id", user.province_id),
+                               bindparam("actor_id", user.id))
     grouped: dict[tuple[str, str], list[list[ColumnElement[bool]]]] = defaultdict(list)
     for k in kinds:
         process = registry.get(k)
@@ -72,19 +176,19 @@ def lists(user: User, kind: str | None = None, state: str | None = None) -> list
             for s in sorted(states):
                 where: list[ColumnElement[bool]] = []
                 if role == "applicant":
-                    where.append(Case.organization_id.in_(member_of) if member_of else false())
+                    where.append(Case.organization_id.in_(orgs) if member_of else false())
                 else:
                     if user.county_id is not None:
-                        where.append(Case.county_id == user.county_id)
+                        where.append(Case.county_id == county)
                     if user.province_id is not None:
-                        where.append(Case.province_id == user.province_id)
+                        where.append(Case.province_id == province)
                     if member_of:
-                        where.append(Case.organization_id.not_in(member_of))
+                        where.append(Case.organization_id.not_in(orgs))
                     if s in decision_states:
                         # Whoever recommended on the case may not decide it (separation of duties).
                         where.append(~exists().where(
                             AuditEntry.case_id == Case.id,
-                            AuditEntry.actor_id == user.id,
+                            AuditEntry.actor_id == actor,
                             AuditEntry.action.in_(sorted(process.recommend_actions)),
                         ))
                 grouped[(k, s)].append(where)
@@ -115,23 +219,30 @@ def page_query(user: User, *, kind: str | None = None, state: str | None = None,
 
 def _top(user: User, kind: str | None, state: str | None, limit: int,
          after: tuple[datetime, int] | None) -> Any:
-    """(id, state_entered_at) of the page's limit + 1 cases: the merge of the lists' ranges."""
+    """(id, state_entered_at) of the page's limit + 1 cases: the merge of the lists' ranges.
+
+    The cursor's keyset (after_at, after_id, typed by their values as literals would be) and the
+    number of rows (rows_wanted) are named parameters, like the user's values in `lists`."""
     parts = []
+    rows_wanted = bindparam("rows_wanted", limit + 1)
+    if after is not None:
+        after_params = (bindparam("after_at", after[0]), bindparam("after_id", after[1]))
     for where in lists(user, kind, state):
         part = select(Case.id, Case.state_entered_at).where(*where)
         if after is not None:
-            part = part.where(tuple_(Case.state_entered_at, Case.id) > tuple_(*after))
-        parts.append(part.order_by(Case.state_entered_at, Case.id).limit(limit + 1))
+            part = part.where(tuple_(Case.state_entered_at, Case.id) > tuple_(*after_params))
+        parts.append(part.order_by(Case.state_entered_at, Case.id).limit(rows_wanted))
     if not parts:
         return None
     if len(parts) > 1:
-        # SQLite refuses ORDER BY and LIMIT on a part of a UNION unless the part is a subquery
-        # of its own; PostgreSQL runs either form the same way (an index range under a Limit).
-        merged = union_all(*(select(*part.subquery().c) for part in parts)).subquery("lists")
+        # Each range as a subquery of its own: SQLite refuses a parenthesised SELECT … LIMIT as a
+        # member of a UNION, and PostgreSQL plans the same MergeAppend over the ranges either way.
+        ranges = [part.subquery() for part in parts]
+        merged = union_all(*(select(r.c.id, r.c.state_entered_at) for r in ranges)).subquery("lists")
     else:
         merged = parts[0].subquery("lists")
     return select(merged.c.id, merged.c.state_entered_at) \
-        .order_by(merged.c.state_entered_at, merged.c.id).limit(limit + 1).subquery("top")
+        .order_by(merged.c.state_entered_at, merged.c.id).limit(rows_wanted).subquery("top")
 
 
 def _checked(kind: str | None, limit: int) -> int:
@@ -159,6 +270,167 @@ def page(
     return _cut(list(session.scalars(query)), limit)
 
 
+class QueuedCase:
+    """A case of an API queue page as `serialize.case_json` and `engine.allowed_actions` read it:
+    its columns, its documents (rows of DOCUMENT_COLUMNS) and its permit's number, and nothing
+    else. The page is only serialised, so no Case, Document or Permit object is made for it (that
+    was half the page's CPU); the grant rows, which the tranche rules look up in the session, are
+    objects of the session (see api_page)."""
+
+    __slots__ = ("id", "kind", "state", "version", "organization_id", "province_id", "county_id", "data",
+                 "created_at", "updated_at", "due_at", "submitted_at", "state_entered_at", "documents", "permit")
+
+    def __init__(self, values: Any, documents: list[Any], permit_number: str | None, has_permit: bool) -> None:
+        for name, value in zip(CASE_ATTRIBUTES, values):
+            setattr(self, name, value)
+        self.documents = documents
+        self.permit = PermitNumber(permit_number) if has_permit else None
+
+
+class PermitNumber(NamedTuple):
+    """What case_json reads of a case's permit."""
+
+    number: str | None
+
+
+# The columns of a queued case (QueuedCase's attributes, in this order) and of its documents.
+CASE_ATTRIBUTES = ("id", "kind", "state", "version", "organization_id", "province_id", "county_id", "data",
+                   "created_at", "updated_at", "due_at", "submitted_at", "state_entered_at")
+DOCUMENT_ATTRIBUTES = ("id", "case_id", "kind", "original_name", "size", "sha256", "uploaded_at", "superseded")
+
+
+def api_page(
+    session: Session, user: User, *, kind: str | None = None, limit: int = 50, cursor: str | None = None,
+) -> tuple[list[Any], str | None, list[Any]]:
+    """One page of the queue as GET /api/v1/queue serialises it, in three or four statements:
+    the page's cases with their permit's number and grant row, their documents, and the tranches
+    of its grants. The cases are QueuedCase values; the grants and tranches objects of the
+    session made by `rows.loaded`'s steps (the tranche rules look the grant up with
+    session.get), as the ORM's queries would have made them. Returns the cases, the next
+    cursor, and the objects to hold while the page is serialised (the session holds its
+    objects weakly).
+
+    Should the session already hold any of the page's cases, documents, permits, grants or
+    tranches (never so in a GET of the API, but possible for a caller with changes pending), the
+    ORM's queries answer instead, as they always have: `page` and `prime_grants`."""
+    limit = _checked(kind, limit)
+    query, params = _bound("api", user, kind=kind, limit=limit, after=_decode(cursor) if cursor else None)
+    if query is None:
+        return [], None, []
+    rows.flush_pending(session)
+    connection = session.connection()
+    found = connection.execute(query, params).all()
+    next_cursor = _encode(found[limit - 1]) if len(found) > limit else None
+    found = found[:limit]
+    n_case = len(CASE_ATTRIBUTES)
+    ids = [row[0] for row in found]
+    grant_ids = [row[n_case + 2] for row in found if row[n_case + 2] is not None]
+    postgres = connection.dialect.name == "postgresql"
+    documents = connection.execute(documents_query(ids, postgres)).all() if ids else []
+    tranches = connection.execute(tranches_query(grant_ids, postgres)).all() if grant_ids else []
+    held = _held(session)
+    if held and (held[Case].intersection(ids) or held[Grant].intersection(grant_ids)
+                 or held[Permit].intersection(row[n_case + 1] for row in found if row[n_case + 1] is not None)
+                 or held[Document].intersection(d.id for d in documents)
+                 or held[Tranche].intersection(t.id for t in tranches)):
+        cases, next_cursor = page(session, user, kind=kind, limit=limit, cursor=cursor)
+        return cases, next_cursor, prime_grants(session, cases)
+    by_case: dict[int, list[Any]] = defaultdict(list)
+    for document in documents:
+        by_case[document.case_id].append(document)
+    by_grant: dict[int, list[Tranche]] = defaultdict(list)
+    for values in tranches:
+        by_grant[values.case_id].append(rows.loaded(Tranche, values))
+    cases, made = [], []
+    for row in found:
+        cases.append(QueuedCase(row, by_case.get(row[0], []), row[n_case], row[n_case + 1] is not None))
+        if row[n_case + 2] is not None:
+            grant = _loaded_grant(row[n_case + 2:])
+            set_committed_value(grant, "tranches", by_grant.get(row[0], []))
+            made += [grant, *grant.tranches]
+    rows.attach(session, *made)
+    return cases, next_cursor, made
+
+
+def _held(session: Session) -> dict[type, set[Any]]:
+    """class -> primary keys of the objects the session holds (usually a handful: the user's):
+    one pass over its identity map instead of a look-up per row of the page."""
+    found: dict[type, set[Any]] = defaultdict(set)
+    for cls, key, _token in session.identity_map.keys():
+        found[cls].add(key[0])
+    return found
+
+
+def _loaded_grant(values: Any) -> Grant:
+    """`rows.loaded` for a grant, whose key is its case_id, not an id (rows.loaded's assumption):
+    the same steps, from values in rows.columns(Grant) order."""
+    mapper = inspect(Grant)
+    grant = mapper.class_manager.new_instance()
+    grant.__dict__.update(zip(_grant_attributes(), values))
+    instance_state(grant).key = mapper.identity_key_from_primary_key((grant.__dict__["case_id"],))
+    return grant  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _grant_attributes() -> tuple[str, ...]:
+    by_column = {prop.columns[0]: prop.key for prop in inspect(Grant).column_attrs}
+    return tuple(by_column[column] for column in rows.columns(Grant))
+
+
+def deciding(user: User, cases: list[Case]) -> list[Case]:
+    """The cases whose actions depend on whether `user` recommended on them: those in a state one
+    of the user's roles decides (engine._may_use asks has_recommended for a deciding rule only).
+    The API page asks remember_recommendations about these alone: for the rest the answer is
+    never read, and the question is not free (finance proposes on every grant of its province,
+    so its entries are many; the query took 5 to 45 ms for finance1.tehran on bench_scale)."""
+    return [case for case in cases if _decides(frozenset(user.roles), case.kind, case.state)]
+
+
+@functools.cache
+def _decides(roles: frozenset[str], kind: str, state: str) -> bool:
+    return any(rule.decides and rule.role in roles for rule in registry.get(kind).rules_from(state))
+
+
+def api_page_query(user: User, *, kind: str | None = None, limit: int = 50,
+                   after: tuple[datetime, int] | None = None) -> Select[Any] | None:
+    """`page_query` for `api_page`: the page's cases in queue order, each as CASE_ATTRIBUTES, its
+    permit's number and id (NULL: none), and its grant row's columns (rows.columns(Grant); NULLs
+    where it has none)."""
+    top = _top(user, kind, None, limit, after)
+    if top is None:
+        return None
+    cases, permits, grants = Case.__table__, Permit.__table__, Grant.__table__
+    return (select(*(cases.c[name] for name in CASE_ATTRIBUTES), permits.c.number.label("permit_number"),
+                   permits.c.id.label("permit_id"), *(c.label(f"grant_{c.name}") for c in rows.columns(Grant)))
+            .select_from(top.join(cases, cases.c.id == top.c.id)
+                         .outerjoin(permits, permits.c.case_id == cases.c.id)
+                         .outerjoin(grants, grants.c.case_id == cases.c.id))
+            .order_by(top.c.state_entered_at, top.c.id))
+
+
+def _of_cases(table: Any, case_ids: list[int], postgres: bool) -> ColumnElement[bool]:
+    """table.case_id is one of `case_ids`: on PostgreSQL one array parameter (= ANY), which costs
+    a third of the fifty parameters of an IN list to send and compile; elsewhere the IN list."""
+    if postgres:
+        return table.c.case_id == any_(bindparam("case_ids", case_ids, type_=ARRAY(Integer)))
+    return table.c.case_id.in_(case_ids)
+
+
+def documents_query(case_ids: list[int], postgres: bool = False) -> Select[Any]:
+    """The DOCUMENT_ATTRIBUTES of every document of the page's cases, superseded ones too (case_json
+    leaves those out, as it does for a case's documents), in Case.documents' order."""
+    table = Document.__table__
+    return select(*(table.c[name] for name in DOCUMENT_ATTRIBUTES)) \
+        .where(_of_cases(table, case_ids, postgres)).order_by(table.c.id)
+
+
+def tranches_query(case_ids: list[int], postgres: bool = False) -> Select[Any]:
+    """The tranches of the page's grants, in Grant.tranches' order."""
+    table = Tranche.__table__
+    return select(*rows.columns(Tranche)).where(_of_cases(table, case_ids, postgres)) \
+        .order_by(table.c.case_id, table.c.n)
+
+
 # What the queue screen lists of each case.
 ROW_COLUMNS = (Case.id, Case.kind, Case.state, Case.state_entered_at, Case.due_at, Case.overdue,
                Organization.name.label("organization_name"))
@@ -181,10 +453,11 @@ def page_rows(
     """`page` as plain rows of ROW_COLUMNS, for the queue screen: the same cases in the same order,
     without building a case and an organisation object per row (a fifth of the page's time)."""
     limit = _checked(None, limit)
-    query = rows_query(user, state=state, limit=limit, after=_decode(cursor) if cursor else None)
+    query, params = _bound("rows", user, state=state, limit=limit, after=_decode(cursor) if cursor else None)
     if query is None:
         return [], None
-    return _cut(list(session.execute(query)), limit)
+    rows.flush_pending(session)  # what the ORM's execution would do first; the rows are read with Core
+    return _cut(session.connection().execute(query, params).all(), limit)
 
 
 def prime_grants(session: Session, cases: list[Case]) -> list[Grant]:
@@ -208,10 +481,11 @@ def counts_query(user: User) -> Select[Any] | None:
 
 def counts(session: Session, user: User) -> dict[tuple[str, str], int]:
     """(kind, state) → number of cases waiting for the user: the numbers on the queue tabs."""
-    query = counts_query(user)
+    query, params = _bound("counts", user)
     if query is None:
         return {}
-    return {(k, s): n for k, s, n in session.execute(query)}
+    rows.flush_pending(session)
+    return {(k, s): n for k, s, n in session.connection().execute(query, params)}
 
 
 def case_list_query(user: User, *, state: str | None = None, org_key: str = "", before: int | None = None,
@@ -230,3 +504,51 @@ def case_list_query(user: User, *, state: str | None = None, org_key: str = "", 
     if before is not None:
         query = query.where(Case.id < before)
     return query.order_by(Case.id.desc()).limit(limit + 1)
+
+
+# -- warm-up ----------------------------------------------------------------------------------
+
+# Whose statements are precompiled: each staff role alone in a province, in a county office and
+# national, and an NGO member. Other shapes compile on their first request.
+def _warm_shapes() -> list[Shape]:
+    jurisdictions = ((True, False), (True, True), (False, False))
+    staff = [Shape(frozenset({role}), province, county, False)
+             for role in ("intake", "expert", "director", "finance") for province, county in jurisdictions]
+    return [*staff, Shape(frozenset({"applicant"}), False, False, True)]
+
+
+def warm_statements(postgres: bool) -> list[tuple[Select[Any], list[str]]]:
+    """Every queue statement of `_warm_shapes`, as `_bound` keeps them, with the names of the
+    parameters its execution passes (`_parameters`): the staff screen's pages (each tab, first
+    and later pages) and tab counts, the API's pages (each kind, first and later), and the API
+    page's documents and tranches."""
+    found: list[tuple[Any, list[str]]] = [(documents_query([1], postgres), []), (tranches_query([1], postgres), [])]
+    for who in _warm_shapes():
+        states = sorted({s for p in registry.PROCESSES.values() for r in who.roles for s in p.states_for_role(r)})
+        for aware in (None, True):  # the first page; a later one (a cursor's time is aware)
+            if who.is_staff:
+                found += [(_statement("rows", who, None, state, aware), _parameters("rows", aware is not None))
+                          for state in (None, *states)]
+            found += [(_statement("api", who, kind, None, aware), _parameters("api", aware is not None))
+                      for kind in (None, *registry.PROCESSES)]
+        if who.is_staff:
+            found.append((_statement("counts", who, None, None, None), _parameters("counts", False)))
+    return [(statement, keys) for statement, keys in found if statement is not None]
+
+
+def precompile(engine: Any) -> int:
+    """Compile the queue statements into `engine`'s statement cache, as their first execution
+    would (the same cache key: the statement's shape and the names of the parameters the
+    execution passes), without executing anything. A worker's first request of each shape
+    otherwise pays for it: 5 to 15 ms for a director's page, most of a page's budget. Returns
+    how many. `_compile_w_cache` is the step of Connection.execute that does this (SQLAlchemy is
+    pinned in setup.cfg)."""
+    from sqlalchemy.sql import compiler
+
+    dialect = engine.dialect
+    statements = warm_statements(dialect.name == "postgresql")
+    for statement, keys in statements:
+        statement._compile_w_cache(
+            dialect=dialect, compiled_cache=engine._compiled_cache, column_keys=keys, for_executemany=False,
+            schema_translate_map=None, linting=dialect.compiler_linting | compiler.WARN_LINTING)
+    return len(statements)

@@ -188,13 +188,12 @@ def queue():  # type: ignore[no-untyped-def]
     limit = whole_number(request.args.get("limit", "50"))
     if limit is None or limit < 1:
         raise Invalid(_("limit must be a positive whole number."), {"limit": _("A positive whole number.")})
-    items, next_cursor = queues.page(
-        db.session(), g.api_user, kind=request.args.get("kind") or None,
+    session = db.session()
+    items, next_cursor, held = queues.api_page(  # noqa: F841 (held while the page is serialised)
+        session, g.api_user, kind=request.args.get("kind") or None,
         limit=limit, cursor=request.args.get("cursor") or None,
     )
-    session = db.session()
-    grants = queues.prime_grants(session, items)  # noqa: F841 (held while the page is serialised)
-    engine.remember_recommendations(session, items, g.api_user)
+    engine.remember_recommendations(session, queues.deciding(g.api_user, items), g.api_user)
     return jsonify(items=[case_json(session, c, g.api_user) for c in items], next_cursor=next_cursor)
 
 
