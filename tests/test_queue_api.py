@@ -258,12 +258,12 @@ def test_api_page_grants_are_the_sessions(app: Flask, world: Any, queued: dict[s
 
 def test_warm_up_compiles_what_the_queue_pages_execute(app: Flask, api: Api, world: Any,
                                                        queued: dict[str, int]) -> None:
-    """After warm_up (wsgi.py, in each web worker), the queue pages of staff of each role, in a
-    province and a county office, and an NGO member's API queue, compile no statement of the
-    queue on their first request: every shape they execute was compiled beforehand."""
+    """After warm_up (wsgi.py, in each web worker), the first queue page of staff of each role,
+    in a province and a county office, and an NGO member's first API queue page, compile no
+    statement of the queue on their first request: every shape they execute was compiled
+    beforehand. (Other tabs, filters and later pages compile on their first request: warming
+    them all cost 13 MB per worker; see queues.warm_statements.)"""
     import re
-    from datetime import datetime, timezone
-    from types import SimpleNamespace
 
     from tests.support import Web
     from workflow import warm_up
@@ -271,20 +271,15 @@ def test_warm_up_compiles_what_the_queue_pages_execute(app: Flask, api: Api, wor
     engine_ = app.extensions["db_engine"]
     engine_.clear_compiled_cache()
     warm_up(app)
-    assert len(engine_._compiled_cache) > 40
+    assert len(engine_._compiled_cache) >= 30
     assert any("queue.html" in str(key) for key in app.jinja_env.cache.keys())
     compiled_before = set(engine_._compiled_cache.keys())
-    cursor = queues._encode(SimpleNamespace(state_entered_at=datetime(2000, 1, 1, tzinfo=timezone.utc), id=1))
     for who in ("intake", "sirjan_intake", "expert", "director", "finance"):
         web = Web(app.test_client(), world)
         web.login(who)
-        for state in ("", "submitted", "under_review", "awaiting_decision", "approved"):
-            assert web.client.get(f"/queue?state={state}").status_code == 200
-            assert web.client.get(f"/queue?state={state}&cursor={cursor}").status_code == 200
+        assert web.client.get("/queue").status_code == 200
     for who in ("ngo", "intake", "sirjan_intake", "expert", "director", "finance"):
-        for kind in ("", "&kind=grant_request"):
-            assert api.get(f"/api/v1/queue?limit=1{kind}", who).status_code == 200
-            assert api.get(f"/api/v1/queue?limit=1{kind}&cursor={cursor}", who).status_code == 200
+        assert api.get("/api/v1/queue?limit=1", who).status_code == 200
     new = [str(engine_._compiled_cache[k]) for k in set(engine_._compiled_cache.keys()) - compiled_before]
     missed = [sql for sql in new if re.search(r"\b(cases|documents|tranches)\b", sql)]
     assert not missed, "\n\n".join(missed)
