@@ -519,18 +519,18 @@ def _warm_shapes() -> list[Shape]:
 
 def warm_statements(postgres: bool) -> list[tuple[Select[Any], list[str]]]:
     """The queue statements of `_warm_shapes` that open a day's work, as `_bound` keeps them,
-    with the names of the parameters its execution passes (`_parameters`): the staff screen's
-    first page of the first tab ("all") and its tab counts, the API's first unfiltered page, and
-    the API page's documents and tranches.
+    with the names of the parameters its execution passes (`_parameters`): the first page of
+    the staff screen's first tab ("all") and its tab counts, and the API page's documents and
+    tranches.
 
-    Not every tab, kind filter and later page: those 166 statements kept 13 MB more in every
-    worker, which took the workers past the 120 MB of bench/load.py (max 129 and 130 MB over
-    three minutes). Any other page is compiled by its first request, as before."""
+    Not every tab, kind filter, later page and API page: those 166 statements kept 13 MB more in
+    every worker, which took the workers past the 120 MB of bench/load.py (max 129 and 130 MB
+    over three minutes), and even the first pages of the screen and the API (39) left them at
+    121. Any other page is compiled by its first request, as before."""
     found: list[tuple[Any, list[str]]] = [(documents_query([1], postgres), []), (tranches_query([1], postgres), [])]
     for who in _warm_shapes():
         if who.is_staff:
             found.append((_statement("rows", who, None, None, None), _parameters("rows", False)))
-        found.append((_statement("api", who, None, None, None), _parameters("api", False)))
         if who.is_staff:
             found.append((_statement("counts", who, None, None, None), _parameters("counts", False)))
     return [(statement, keys) for statement, keys in found if statement is not None]
