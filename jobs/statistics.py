@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def refresh() -> str:
-    """The rq job and `flask statistics refresh`: every report of the years due, each province
+    """The rq job and `flask jobs statistics`: every report of the years due, each province
     in its own transaction."""
     from workflow import db
 

@@ -48,6 +48,12 @@ def _mapper(cls: type) -> Any:
     return inspect(cls)
 
 
+@functools.cache
+def _key_positions(cls: type) -> tuple[int, ...]:
+    """Where the primary key's columns are in `columns(cls)` (`id`, or a grant's `case_id`)."""
+    return tuple(columns(cls).index(column) for column in _mapper(cls).primary_key)
+
+
 def identity(cls: type, id_: Any) -> Any:
     return _mapper(cls).identity_key_from_primary_key((id_,))
 
@@ -63,7 +69,8 @@ def loaded(cls: type[T], values: Sequence[Any]) -> T:
     mapper = _mapper(cls)
     instance = mapper.class_manager.new_instance()
     instance.__dict__.update(zip(_attributes(cls), values))
-    instance_state(instance).key = mapper.identity_key_from_primary_key((instance.__dict__["id"],))
+    instance_state(instance).key = mapper.identity_key_from_primary_key(
+        tuple(values[i] for i in _key_positions(cls)))
     return instance  # type: ignore[no-any-return]
 
 

@@ -29,12 +29,12 @@ from typing import Any, NamedTuple
 
 from flask_babel import gettext as _
 from sqlalchemy import (
-    ColumnElement, Integer, Select, and_, any_, bindparam, exists, false, func, inspect, or_, select, true, tuple_,
+    ColumnElement, Integer, Select, and_, any_, bindparam, exists, false, func, or_, select, true, tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, lazyload, selectinload
-from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import registry, rows
 from ..db import is_row_id
@@ -305,7 +305,7 @@ def api_page(
     """One page of the queue as GET /api/v1/queue serialises it, in three or four statements:
     the page's cases with their permit's number and grant row, their documents, and the tranches
     of its grants. The cases are QueuedCase values; the grants and tranches objects of the
-    session made by `rows.loaded`'s steps (the tranche rules look the grant up with
+    session made by `rows.loaded` (the tranche rules look the grant up with
     session.get), as the ORM's queries would have made them. Returns the cases, the next
     cursor, and the objects to hold while the page is serialised (the session holds its
     objects weakly).
@@ -345,7 +345,7 @@ def api_page(
     for row in found:
         cases.append(QueuedCase(row, by_case.get(row[0], []), row[n_case], row[n_case + 1] is not None))
         if row[n_case + 2] is not None:
-            grant = _loaded_grant(row[n_case + 2:])
+            grant = rows.loaded(Grant, row[n_case + 2:])
             set_committed_value(grant, "tranches", by_grant.get(row[0], []))
             made += [grant, *grant.tranches]
     rows.attach(session, *made)
@@ -359,22 +359,6 @@ def _held(session: Session) -> dict[type, set[Any]]:
     for cls, key, _token in session.identity_map.keys():
         found[cls].add(key[0])
     return found
-
-
-def _loaded_grant(values: Any) -> Grant:
-    """`rows.loaded` for a grant, whose key is its case_id, not an id (rows.loaded's assumption):
-    the same steps, from values in rows.columns(Grant) order."""
-    mapper = inspect(Grant)
-    grant = mapper.class_manager.new_instance()
-    grant.__dict__.update(zip(_grant_attributes(), values))
-    instance_state(grant).key = mapper.identity_key_from_primary_key((grant.__dict__["case_id"],))
-    return grant  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _grant_attributes() -> tuple[str, ...]:
-    by_column = {prop.columns[0]: prop.key for prop in inspect(Grant).column_attrs}
-    return tuple(by_column[column] for column in rows.columns(Grant))
 
 
 def deciding(user: User, cases: list[Case]) -> list[Case]:
@@ -509,12 +493,11 @@ def case_list_query(user: User, *, state: str | None = None, org_key: str = "", 
 # -- warm-up ----------------------------------------------------------------------------------
 
 # Whose statements are precompiled: each staff role alone in a province, in a county office and
-# national, and an NGO member. Other shapes compile on their first request.
+# national. Other shapes compile on their first request.
 def _warm_shapes() -> list[Shape]:
     jurisdictions = ((True, False), (True, True), (False, False))
-    staff = [Shape(frozenset({role}), province, county, False)
-             for role in ("intake", "expert", "director", "finance") for province, county in jurisdictions]
-    return [*staff, Shape(frozenset({"applicant"}), False, False, True)]
+    return [Shape(frozenset({role}), province, county, False)
+            for role in ("intake", "expert", "director", "finance") for province, county in jurisdictions]
 
 
 def warm_statements(postgres: bool) -> list[tuple[Select[Any], list[str]]]:
@@ -529,10 +512,8 @@ def warm_statements(postgres: bool) -> list[tuple[Select[Any], list[str]]]:
     121. Any other page is compiled by its first request, as before."""
     found: list[tuple[Any, list[str]]] = [(documents_query([1], postgres), []), (tranches_query([1], postgres), [])]
     for who in _warm_shapes():
-        if who.is_staff:
-            found.append((_statement("rows", who, None, None, None), _parameters("rows", False)))
-        if who.is_staff:
-            found.append((_statement("counts", who, None, None, None), _parameters("counts", False)))
+        found.append((_statement("rows", who, None, None, None), _parameters("rows", False)))
+        found.append((_statement("counts", who, None, None, None), _parameters("counts", False)))
     return [(statement, keys) for statement, keys in found if statement is not None]
 
 
