@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 import pytest
 from sqlalchemy import bindparam, event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -78,6 +79,28 @@ def test_update_counts_rows_and_binds_types(app, api, pg):
         session.commit()
         row = session.execute(select(Case.updated_at, Case.data).where(Case.id == case_id)).one()
     assert row == (moment, {"name": "ي ۱"})
+
+
+def test_values_fixed_in_the_statement_are_sent_converted(app, api, pg):
+    """A literal in the statement (its own bind, with the column's processing: JSON here) goes
+    with the caller's values; one computed per execution, or a required one left out, is
+    SQLAlchemy's to evaluate or refuse."""
+    case_id = api.ready()
+    with app.app_context(), db.new_session() as session:
+        dialect = session.connection().dialect
+        literal = select(Case.id, Case.state).where(
+            Case.id == bindparam("case_id"), Case.state == "draft",
+            Case.data != {"name": "ي"})
+        plan = driver_sql._prepare(literal, dialect, ("case_id",))
+        assert plan is not None and sorted(plan.fixed) == ["data_1", "state_1"]
+        assert isinstance(plan.fixed["data_1"], Jsonb)  # processed once, as SQLAlchemy would each time
+        ours, theirs = _both(session, literal, {"case_id": case_id, "unused": 1})
+        assert ours == theirs == [(case_id, "draft")]
+        computed = select(Case.id).where(Case.id == bindparam("now", callable_=lambda: case_id))
+        assert driver_sql._prepare(computed, dialect, ()) is None
+        assert driver_sql.run(session, computed, {}).rows == [(case_id,)]
+        with pytest.raises(Exception, match="A value is required for bind parameter 'case_id'"):
+            driver_sql.run(session, select(Case.id).where(Case.id == bindparam("case_id")), {"x": 1})
 
 
 def test_errors_are_sqlalchemy_s_and_leave_the_transaction_to_its_owner(app, pg):

@@ -35,17 +35,36 @@ _CURSOR = "driver_sql.cursor"
 
 
 class Compiled:
-    """What running one statement with one set of parameter names needs, worked out once."""
+    """What running one statement with one set of parameter names needs, worked out once: the
+    SQL, where each bind's value comes from (a caller's parameter, or a value fixed in the
+    statement, already processed for the driver), and the result columns' processors."""
 
-    __slots__ = ("sql", "construct", "binds", "results")
+    __slots__ = ("sql", "fixed", "renamed", "processed", "results")
 
-    def __init__(self, compiled: Any, dialect: Any) -> None:
+    def __init__(self, compiled: Any, dialect: Any, keys: tuple[str, ...]) -> None:
         self.sql: str = compiled.string
-        self.construct: Callable[..., dict[str, Any]] = compiled.construct_params
-        self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
-        processors = [col.type._cached_result_processor(dialect, None) for col in compiled._result_columns]
+        processors = compiled._bind_processors
+        # What construct_params would do for every call with these names, decided here once.
+        # The caller's parameters are passed on as they are (psycopg takes the names the SQL
+        # uses and ignores the rest), with the statement's fixed values, the few binds named
+        # apart from their parameter, and the values the driver needs converted.
+        renamed, processed, fixed = [], [], {}
+        for bind, name in compiled.bind_names.items():
+            process = processors.get(name)
+            if bind.key in keys or name in keys:
+                key = name if name in keys else bind.key
+                if key != name:
+                    renamed.append((name, key))
+                if process is not None:
+                    processed.append((name, process))
+            else:
+                fixed[name] = process(bind.value) if process is not None else bind.value
+        self.fixed: dict[str, Any] = fixed
+        self.renamed: tuple[tuple[str, str], ...] = tuple(renamed)
+        self.processed: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(processed)
+        result_processors = [col.type._cached_result_processor(dialect, None) for col in compiled._result_columns]
         self.results: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
-            (i, p) for i, p in enumerate(processors) if p is not None)
+            (i, p) for i, p in enumerate(result_processors) if p is not None)
 
 
 def _prepare(statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> Compiled | None:
@@ -55,9 +74,15 @@ def _prepare(statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> C
         return None
     compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
     if (compiled.positional or compiled.escaped_bind_names or compiled.literal_execute_params
-            or compiled.post_compile_params or compiled.insert_prefetch or compiled.update_prefetch):
+            or compiled.post_compile_params or compiled.insert_prefetch or compiled.update_prefetch
+            or getattr(compiled, "_collected_params", None)):
         return None
-    return Compiled(compiled, dialect)
+    # A value computed per execution, or one the caller must give and did not: SQLAlchemy's
+    # own execution evaluates the one and raises for the other.
+    if any(bind.callable is not None or (bind.required and bind.key not in keys and name not in keys)
+           for bind, name in compiled.bind_names.items()):
+        return None
+    return Compiled(compiled, dialect, keys)
 
 
 # dialect → (statement, parameter names) → plan. The statements are built once per process
@@ -108,8 +133,10 @@ def run(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -
     if plan is None:
         result = connection.execute(statement, params)
         return Ran(list(result.all()) if result.returns_rows else [], result.rowcount)
-    values = plan.construct(params, escape_names=False)
-    for name, process in plan.binds.items():
+    values = {**plan.fixed, **params} if plan.fixed else dict(params)
+    for name, key in plan.renamed:
+        values[name] = params[key]
+    for name, process in plan.processed:
         values[name] = process(values[name])
     cursor = _cursor(connection)
     try:
