@@ -6,6 +6,7 @@ minute; an admin's edit clears this process's cache at once and the others withi
 from __future__ import annotations
 
 import time
+import weakref
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,14 @@ from .models import Holiday
 
 DATA_FILE = Path(__file__).parent / "data" / "holidays.csv"
 TTL_SECONDS = 60.0
-_cache: dict[Any, tuple[float, frozenset[date]]] = {}
+# Per engine (one per database an app talks to); an engine a test disposed of takes its entry along.
+_cache: weakref.WeakKeyDictionary[Any, tuple[float, frozenset[date]]] = weakref.WeakKeyDictionary()
 
 
 def holidays(session: Session) -> frozenset[date]:
     # `.engine` of an Engine is itself; of a Connection (a session bound to one), its engine.
-    # The URL itself is the key (hashable): rendering it as text was most of a cache hit's cost.
-    key = session.get_bind().engine.url
+    # The engine object is the key: its URL hashes by rendering itself as text, every time.
+    key = session.get_bind().engine
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < TTL_SECONDS:
         return hit[1]
