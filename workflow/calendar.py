@@ -61,6 +61,8 @@ _DATETIME_RE = re.compile(rf"{_DATE_PART}(?:T|\s+)(\d{{1,2}}):(\d{{2}})(?::(\d{{
 def _is_fa(locale: object) -> bool:
     # Accepts "fa", "fa_IR", "fa-IR" or a babel Locale; anything else gets the
     # English rendering rather than an error, since this is display-only.
+    if locale == "fa" or locale == "en":  # what every render passes: a page formats many dates
+        return locale == "fa"
     return str(locale).replace("-", "_").split("_")[0].lower() == "fa"
 
 
@@ -108,11 +110,12 @@ def format_datetime(value: date | datetime | None, locale: str = "fa") -> str:
     """Date plus Tehran wall-clock HH:MM; a plain date has no time to show."""
     if value is None:
         return ""
-    text = format_date(value, locale)
+    fa = _is_fa(locale)
     if not isinstance(value, datetime):
-        return text
-    clock = to_tehran(value).strftime("%H:%M")
-    return f"{text} {persian_digits(clock) if _is_fa(locale) else clock}"
+        return _day_text(value, fa)
+    local = to_tehran(value)
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    return f"{_day_text(local.date(), fa)} {persian_digits(clock) if fa else clock}"
 
 
 def format_numeric(value: date | datetime | None, locale: str = "fa") -> str:
