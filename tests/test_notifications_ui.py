@@ -153,3 +153,25 @@ def test_overdue_marker_in_the_queue(api, web, session, world):
     web.client.get("/lang/en")
     html = web.page("/queue")[1]
     assert "Overdue" in html and "Past due" in html
+
+
+def test_the_bell_is_counted_with_the_signed_in_user(api, app, web, session, world):
+    """One statement loads the page's user and counts their unread notifications."""
+    from sqlalchemy import event
+
+    _decided_case(api)
+    web.login("ngo")
+    seen: list[str] = []
+    engine = app.extensions["db_engine"]
+
+    def note(_conn, _cursor, statement, *_rest):  # type: ignore[no-untyped-def]
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        status, html = web.page("/portal/")
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert status == 200 and _bell(html) == "2"
+    counting = [s for s in seen if "FROM notifications" in s]
+    assert len(counting) == 1 and "FROM users" in counting[0], counting

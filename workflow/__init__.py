@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
 
 from .config import INSTANCE, Config
 
@@ -119,9 +119,12 @@ def register_extensions(app: Flask) -> None:
     def _load_user(user_id: str) -> Any:
         if not user_id.isdigit():
             return None
-        from .services.accounts import load_user
+        from .services.accounts import load_signed_in_user
 
-        return load_user(db.session(), int(user_id))
+        user, unread = load_signed_in_user(db.session(), int(user_id))
+        if user is not None:
+            g.unread_notifications = unread  # the header's bell: see views/notifications.unread_count
+        return user
 
 
 def register_converters(app: Flask) -> None:

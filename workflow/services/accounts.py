@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from .. import driver_sql, passwords, rows
 from ..errors import Conflict, Invalid
-from ..models import ROLES, ApiToken, County, Membership, Organization, Province, User, UserRole, utcnow
+from ..models import (
+    ROLES, ApiToken, County, Membership, Notification, Organization, Province, User, UserRole, utcnow,
+)
 from ..text import name_key, normalize_line
 
 
@@ -150,6 +152,24 @@ def load_user(session: Session, user_id: int) -> User | None:
 @functools.cache
 def _user_query():  # type: ignore[no-untyped-def]
     return _principal_query().where(User.id == bindparam("user_id"))
+
+
+def load_signed_in_user(session: Session, user_id: int) -> tuple[User | None, int]:
+    """The signed-in user of a page, as `load_user`, and how many of their notifications are
+    unread (the bell every page's header shows): one round trip for what was two."""
+    rows.flush_pending(session)
+    row = session.connection().execute(_signed_in_query(), {"user_id": user_id}).one_or_none()
+    return (None, 0) if row is None else (_principal(session, row), row[-1] or 0)
+
+
+@functools.cache
+def _signed_in_query():  # type: ignore[no-untyped-def]
+    unread = (
+        select(func.count()).select_from(Notification)
+        .where(Notification.user_id == User.id, Notification.read_at.is_(None))
+        .scalar_subquery()
+    )
+    return _user_query().add_columns(unread)
 
 
 @functools.cache

@@ -40,9 +40,10 @@ def _signed_in() -> None:
 def unread_count() -> int | None:
     """How many of the current user's notifications are unread; None for a visitor.
 
-    One `count(*)` on ix_notifications_user_unread (user_id, read_at), once per request. A
-    database failure must not turn every page (error pages included) into a 500: the bell
-    simply shows no number.
+    Counted with the user when Flask-Login loads them from the session (accounts.
+    load_signed_in_user), else one `count(*)` on ix_notifications_user_unread (user_id,
+    read_at), once per request. A database failure must not turn every page (error pages
+    included) into a 500: the bell simply shows no number.
     """
     if not current_user.is_authenticated:
         return None
