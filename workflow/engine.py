@@ -14,7 +14,8 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, exists, func, insert, inspect, literal, select
+from sqlalchemy import Integer, bindparam, exists, func, insert, inspect, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, joinedload, lazyload
 from sqlalchemy.orm.attributes import NO_VALUE, instance_state, set_committed_value
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -152,13 +153,30 @@ def remember_recommendations(session: Session, cases: list[Case], user: User) ->
     """Answer `has_recommended` for all `cases` at once (a page of a queue)."""
     if not cases:
         return
-    actions = sorted({a for p in registry.PROCESSES.values() for a in p.recommend_actions})
-    found = set(session.scalars(select(AuditEntry.case_id).where(
-        AuditEntry.case_id.in_([c.id for c in cases]), AuditEntry.actor_id == user.id,
-        AuditEntry.action.in_(actions))))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ids = [c.id for c in cases]
+    found = set(session.scalars(_recommended_query(postgres),
+                                {"case_ids": ids, "actor_id": user.id} if postgres else {"actor_id": user.id}) if postgres
+                else session.scalars(_recommended_query(False).where(AuditEntry.case_id.in_(ids)),
+                                     {"actor_id": user.id}))
     memo = session.info.setdefault(_RECOMMENDED, {})
     for case in cases:
         memo.setdefault((case.id, user.id), case.id in found)
+
+
+@functools.cache
+def _recommended_query(postgres: bool):  # type: ignore[no-untyped-def]
+    """Which of the given cases the actor recommended on. On PostgreSQL the ids are one array,
+    probed one by one (unnest, EXISTS): the statement is prepared once a connection has run it a
+    few times, and PostgreSQL may then plan it once for every page; planned without the ids (an
+    IN list or `= ANY`), it scanned all of a director's recommendations instead, 45 ms on
+    bench_scale, where each probe is a look-up of one case. Elsewhere the caller adds the IN list."""
+    actions = sorted({a for p in registry.PROCESSES.values() for a in p.recommend_actions})
+    mine = (AuditEntry.actor_id == bindparam("actor_id"), AuditEntry.action.in_(actions))
+    if not postgres:
+        return select(AuditEntry.case_id).where(*mine)
+    ids = func.unnest(bindparam("case_ids", type_=ARRAY(Integer))).table_valued("id").render_derived(name="ids")
+    return select(ids.c.id).where(exists().where(AuditEntry.case_id == ids.c.id, *mine))
 
 
 def _may_use(session: Session, process: Process, case: Case, user: User, rule: Rule) -> bool:

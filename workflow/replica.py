@@ -73,10 +73,12 @@ def session() -> Session:
     return sess
 
 
-def _close_session(_exc: BaseException | None) -> None:
+def _close_session(exc: BaseException | None) -> None:
     sess = g.pop("replica_session", None)
     if sess is not None:
-        sess.close()
+        # The replica's transactions are read-only (default_transaction_read_only): each ends
+        # with COMMIT, which keeps the statements psycopg prepared (see db.end_request).
+        db.end_request(sess, exc, reading=True)
 
 
 register = init_app

@@ -1,0 +1,85 @@
+"""How a request's transaction ends (workflow/db.end_request): a reading request that wrote nothing
+commits, so the statements psycopg prepared on the connection survive it; anything that wrote, or
+failed, is rolled back as before, and a view's own commit stands."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from workflow import db
+from workflow.models import Holiday
+
+
+def _routes(app: Any) -> None:
+    """Views that do what a careless GET might, added before the app serves its first request."""
+
+    def flushed() -> str:
+        session = db.session()
+        session.add(Holiday(day=date(2031, 1, 1), name="flushed, never committed"))
+        session.flush()
+        return "ok"
+
+    def pending() -> str:
+        db.session().add(Holiday(day=date(2031, 1, 2), name="pending, never committed"))
+        return "ok"
+
+    def failed() -> str:
+        session = db.session()
+        session.add(Holiday(day=date(2031, 1, 3), name="flushed, then the view failed"))
+        session.flush()
+        raise RuntimeError("the view failed")
+
+    def committed_then_read() -> str:
+        session = db.session()
+        session.add(Holiday(day=date(2031, 1, 4), name="committed by the view"))
+        session.commit()
+        return str(session.scalar(select(func.count()).select_from(Holiday)))
+
+    def core_write() -> str:
+        # A Core UPDATE no flush sees: a view that writes this way commits it itself.
+        db.session().execute(text("UPDATE holidays SET name = 'core' WHERE day = '2031-01-04'"))
+        db.session().commit()
+        return "ok"
+
+    for name, view in (("flushed", flushed), ("pending", pending), ("failed", failed),
+                       ("committed", committed_then_read), ("core", core_write)):
+        app.add_url_rule(f"/_test/{name}", f"_test_{name}", view)
+
+
+def _names(app: Any) -> set[str]:
+    with app.app_context(), db.new_session() as s:
+        return set(s.scalars(select(Holiday.name).where(Holiday.day >= date(2031, 1, 1))))
+
+
+def test_what_a_reading_request_wrote_without_committing_is_rolled_back(app):
+    _routes(app)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    for name in ("flushed", "pending"):
+        assert client.get(f"/_test/{name}").status_code == 200
+    assert client.get("/_test/failed").status_code == 500
+    assert _names(app) == set()
+    assert client.get("/_test/committed").status_code == 200
+    assert client.get("/_test/core").status_code == 200
+    assert _names(app) == {"core"}
+
+
+def test_a_reading_request_commits_and_keeps_prepared_statements(app, backend, web):
+    if backend.name != "postgresql":
+        pytest.skip("prepared statements are psycopg's")
+    assert web.login("intake").status_code == 302
+    for _ in range(12):  # psycopg prepares a statement at its fifth execution on a connection
+        status, _html = web.page("/queue")
+        assert status == 200
+    engine = app.extensions["db_engine"]
+    pooled = [engine.raw_connection() for _ in range(engine.pool.checkedin())]  # each one the pool holds
+    try:
+        counts = [raw.driver_connection.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+                  for raw in pooled]
+    finally:
+        for raw in pooled:
+            raw.close()
+    assert max(counts) >= 3, counts  # the user, the queue page and its counts at least
