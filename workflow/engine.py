@@ -179,10 +179,17 @@ def _recommended_query(postgres: bool):  # type: ignore[no-untyped-def]
     return select(ids.c.id).where(exists().where(AuditEntry.case_id == ids.c.id, *mine))
 
 
-def _may_use(session: Session, process: Process, case: Case, user: User, rule: Rule) -> bool:
+def _may_use(session: Session, process: Process, case: Case, user: User, rule: Rule, *,
+             member: bool | None = None, juris: bool | None = None) -> bool:
+    """Whether `user` may fire `rule` on `case` (the state aside). `member` and `juris`: is_member
+    and in_jurisdiction of the pair when the caller has them already (one case, several rules)."""
+    if member is None:
+        member = is_member(user, case)
     if rule.role == "applicant":
-        return "applicant" in user.roles and is_member(user, case)
-    if rule.role not in user.roles or not in_jurisdiction(user, case) or is_member(user, case):
+        return "applicant" in user.roles and member
+    if rule.role not in user.roles or member:
+        return False
+    if not (in_jurisdiction(user, case) if juris is None else juris):
         return False
     return not (rule.decides and has_recommended(session, process, case, user))
 
@@ -192,10 +199,11 @@ def allowed_actions(session: Session, case: Case, user: User) -> list[str]:
     process = registry.get(case.kind)
     if not can_see(user, case):
         return []
+    member, juris = is_member(user, case), in_jurisdiction(user, case)
     names: list[str] = []
     for rule in process.rules_from(case.state):
         if rule.action not in names:
-            if _may_use(session, process, case, user, rule) and (
+            if _may_use(session, process, case, user, rule, member=member, juris=juris) and (
                 rule.available is None or rule.available(session, case)
             ):
                 names.append(rule.action)

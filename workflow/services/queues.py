@@ -278,13 +278,16 @@ class QueuedCase:
     objects of the session (see api_page)."""
 
     __slots__ = ("id", "kind", "state", "version", "organization_id", "province_id", "county_id", "data",
-                 "created_at", "updated_at", "due_at", "submitted_at", "state_entered_at", "documents", "permit")
+                 "created_at", "updated_at", "due_at", "submitted_at", "state_entered_at", "documents", "permit",
+                 "grant")
 
-    def __init__(self, values: Any, documents: list[Any], permit_number: str | None, has_permit: bool) -> None:
+    def __init__(self, values: Any, documents: list[Any], permit_number: str | None, has_permit: bool,
+                 grant: Grant | None = None) -> None:
         for name, value in zip(CASE_ATTRIBUTES, values):
             setattr(self, name, value)
         self.documents = documents
         self.permit = PermitNumber(permit_number) if has_permit else None
+        self.grant = grant  # the session's object, as session.get(Grant, id) would return it
 
 
 class PermitNumber(NamedTuple):
@@ -343,11 +346,12 @@ def api_page(
         by_grant[values.case_id].append(rows.loaded(Tranche, values))
     cases, made = [], []
     for row in found:
-        cases.append(QueuedCase(row, by_case.get(row[0], []), row[n_case], row[n_case + 1] is not None))
+        grant = None
         if row[n_case + 2] is not None:
             grant = rows.loaded(Grant, row[n_case + 2:])
             set_committed_value(grant, "tranches", by_grant.get(row[0], []))
             made += [grant, *grant.tranches]
+        cases.append(QueuedCase(row, by_case.get(row[0], []), row[n_case], row[n_case + 1] is not None, grant))
     rows.attach(session, *made)
     return cases, next_cursor, made
 

@@ -211,7 +211,9 @@ def may_open(session: Session, case: Case) -> None:
 # -- values the reviewers' actions carry ------------------------------------------------------
 
 def grant_of(session: Session, case: Case) -> Grant:
-    grant = session.get(Grant, case.id)
+    # A case of an API queue page brings its grant along (services/queues.QueuedCase): the
+    # tranche rules ask for it several times per case, each a look-up in the session's map.
+    grant = getattr(case, "grant", None) or session.get(Grant, case.id)
     assert grant is not None, f"grant row of case {case.id}"
     return grant
 
