@@ -101,6 +101,11 @@ def shape(user: User | Shape) -> Shape:
 
 
 _SHAPE_AFTER = {True: (datetime(2000, 1, 1, tzinfo=timezone.utc), 1), False: (datetime(2000, 1, 1), 1)}
+# A keyset before every case. A list's first page is asked for as the page after it, so the first
+# and the later pages are one statement: compiled, prepared and planned once, and warmed up once
+# (queues.precompile) for all of them; as two, each later page's first request in a worker paid
+# for its own (20-25 ms at the 99th percentile of bench/queues.py). The index range is the same.
+BEFORE_ALL = (datetime(1, 1, 1, tzinfo=timezone.utc), 0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -126,6 +131,8 @@ def _bound(what: str, user: User, *, kind: str | None = None, state: str | None 
     Every execution passes the same parameter names, so a shape has one compiled form."""
     if state is not None and state not in _known_states():
         return None, {}  # no list has it (and a tab's name from the address is not kept)
+    if what != "counts" and after is None:
+        after = BEFORE_ALL  # the first page is the page after nothing: one statement for every page
     aware = None if after is None else after[0].tzinfo is not None
     statement = _statement(what, shape(user), kind, state, aware)
     values = {"member_of": sorted(user.organization_ids), "county_id": user.county_id,
@@ -506,17 +513,17 @@ def _warm_shapes() -> list[Shape]:
 
 def warm_statements(postgres: bool) -> list[tuple[Select[Any], list[str]]]:
     """The queue statements of `_warm_shapes` that open a day's work, as `_bound` keeps them,
-    with the names of the parameters its execution passes (`_parameters`): the first page of
-    the staff screen's first tab ("all") and its tab counts, and the API page's documents and
-    tranches.
+    with the names of the parameters its execution passes (`_parameters`): the pages of the
+    staff screen's first tab ("all": its first page and the later ones are one statement, see
+    BEFORE_ALL) and its tab counts, and the API page's documents and tranches.
 
-    Not every tab, kind filter, later page and API page: those 166 statements kept 13 MB more in
+    Not every tab, kind filter and API page: those 166 statements kept 13 MB more in
     every worker, which took the workers past the 120 MB of bench/load.py (max 129 and 130 MB
     over three minutes), and even the first pages of the screen and the API (39) left them at
     121. Any other page is compiled by its first request, as before."""
     found: list[tuple[Any, list[str]]] = [(documents_query([1], postgres), []), (tranches_query([1], postgres), [])]
     for who in _warm_shapes():
-        found.append((_statement("rows", who, None, None, None), _parameters("rows", False)))
+        found.append((_statement("rows", who, None, None, True), _parameters("rows", True)))
         found.append((_statement("counts", who, None, None, None), _parameters("counts", False)))
     return [(statement, keys) for statement, keys in found if statement is not None]
 
