@@ -228,11 +228,13 @@ def test_api_page_falls_back_when_the_session_holds_the_objects(app: Flask, worl
         session.close()
 
 
-def test_api_page_grants_are_the_sessions(app: Flask, world: Any, queued: dict[str, int]) -> None:
-    """The page's cases are values (QueuedCase: columns, documents, permit number); its grants and
-    tranches, which the tranche rules look up with session.get, are objects of the session,
-    persistent and clean, with their tranches loaded, as a query would have returned them."""
-    from sqlalchemy import inspect
+def test_api_page_grants_are_records_of_their_rows(app: Flask, world: Any, queued: dict[str, int]) -> None:
+    """The page's cases are values (QueuedCase: columns, documents, permit number), a grant case's
+    with its grant's record and its tranches' records: what the tranche rules and grant_json read
+    (grant_request.grant_of), equal to what the ORM loads. Nothing is added to the session."""
+    from workflow import rows
+    from workflow.models import Tranche
+    from workflow.states import grant_request
 
     with app.test_request_context():
         session = db.new_session()
@@ -245,14 +247,19 @@ def test_api_page_grants_are_the_sessions(app: Flask, world: Any, queued: dict[s
         assert all(c.permit is None for c in items if c.id != queued["review"])
         user = accounts.load_user(session, world.users["finance"])
         items, _cursor, held = queues.api_page(session, user, limit=50)
-        grants = [g for g in held if isinstance(g, Grant)]
-        assert len(grants) == len([c for c in items if c.kind == "grant_request"])
-        for grant in grants:
-            state = inspect(grant)
-            assert state.persistent and not state.modified and session.get(Grant, grant.case_id) is grant
-            assert "tranches" in state.dict
-        reported = session.get(Grant, queued["grant_reported"])
-        assert [t.state for t in reported.tranches] == ["reported", "pending"]
+        assert held == []
+        assert not any(isinstance(obj, (Case, Grant, Tranche)) for obj in session.identity_map.values())
+        granted = [c for c in items if c.kind == "grant_request"]
+        assert granted and all(c.grant is not None for c in granted)
+        with db.new_session() as other:
+            for case in granted:
+                loaded = other.get(Grant, case.id)
+                assert tuple(case.grant[:-1]) == tuple(getattr(loaded, a) for a in rows.attributes(Grant))
+                assert [tuple(t) for t in case.grant.tranches] == [
+                    tuple(getattr(t, a) for a in rows.attributes(Tranche)) for t in loaded.tranches]
+        reported = next(c for c in items if c.id == queued["grant_reported"])
+        assert grant_request.grant_of(session, reported) is reported.grant
+        assert [t.state for t in reported.grant.tranches] == ["reported", "pending"]
         session.close()
 
 

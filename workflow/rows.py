@@ -37,6 +37,11 @@ def _attributes(cls: type) -> tuple[str, ...]:
     return tuple(by_column[column] for column in columns(cls))
 
 
+def attributes(cls: type) -> tuple[str, ...]:
+    """The attribute of each of `columns(cls)`, in their order."""
+    return _attributes(cls)
+
+
 @functools.cache
 def position(cls: type, attribute: str) -> int:
     """Where `attribute`'s column is in `columns(cls)`."""

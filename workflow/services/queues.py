@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -34,7 +34,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, lazyload, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import registry, rows
 from ..db import is_row_id
@@ -281,20 +280,29 @@ class QueuedCase:
     """A case of an API queue page as `serialize.case_json` and `engine.allowed_actions` read it:
     its columns, its documents (rows of DOCUMENT_COLUMNS) and its permit's number, and nothing
     else. The page is only serialised, so no Case, Document or Permit object is made for it (that
-    was half the page's CPU); the grant rows, which the tranche rules look up in the session, are
-    objects of the session (see api_page)."""
+    was half the page's CPU), nor a Grant or Tranche: `grant` is the grant's row with its
+    tranches' rows (QueuedGrant), which the tranche rules and grant_json read as they would the
+    objects (grant_request.grant_of)."""
 
     __slots__ = ("id", "kind", "state", "version", "organization_id", "province_id", "county_id", "data",
                  "created_at", "updated_at", "due_at", "submitted_at", "state_entered_at", "documents", "permit",
                  "grant")
 
     def __init__(self, values: Any, documents: list[Any], permit_number: str | None, has_permit: bool,
-                 grant: Grant | None = None) -> None:
+                 grant: Any = None) -> None:
         for name, value in zip(CASE_ATTRIBUTES, values):
             setattr(self, name, value)
         self.documents = documents
         self.permit = PermitNumber(permit_number) if has_permit else None
-        self.grant = grant  # the session's object, as session.get(Grant, id) would return it
+        self.grant = grant
+
+
+@functools.cache
+def _record(cls: type, *extra: str) -> Any:
+    """A read-only record of `cls`'s attributes in its columns' order, then `extra`: what a
+    serialised page reads of a row, for a fraction of what an object of the session costs to
+    make, attach and discard (a finance officer's page has about 170 grants and tranches)."""
+    return namedtuple(f"Queued{cls.__name__}", [*rows.attributes(cls), *extra])
 
 
 class PermitNumber(NamedTuple):
@@ -314,11 +322,10 @@ def api_page(
 ) -> tuple[list[Any], str | None, list[Any]]:
     """One page of the queue as GET /api/v1/queue serialises it, in three or four statements:
     the page's cases with their permit's number and grant row, their documents, and the tranches
-    of its grants. The cases are QueuedCase values; the grants and tranches objects of the
-    session made by `rows.loaded` (the tranche rules look the grant up with
-    session.get), as the ORM's queries would have made them. Returns the cases, the next
-    cursor, and the objects to hold while the page is serialised (the session holds its
-    objects weakly).
+    of its grants. The cases are QueuedCase values, each with its grant's record and its
+    tranches' (nothing is added to the session). Returns the cases, the next cursor, and the
+    objects to hold while the page is serialised (the ORM's objects on the fallback below:
+    the session holds its objects weakly; none otherwise).
 
     Should the session already hold any of the page's cases, documents, permits, grants or
     tranches (never so in a GET of the API, but possible for a caller with changes pending), the
@@ -348,19 +355,17 @@ def api_page(
     by_case: dict[int, list[Any]] = defaultdict(list)
     for document in documents:
         by_case[document.case_id].append(document)
-    by_grant: dict[int, list[Tranche]] = defaultdict(list)
+    tranche_record, grant_record = _record(Tranche), _record(Grant, "tranches")
+    by_grant: dict[int, list[Any]] = defaultdict(list)
     for values in tranches:
-        by_grant[values.case_id].append(rows.loaded(Tranche, values))
-    cases, made = [], []
+        by_grant[values.case_id].append(tranche_record._make(values))
+    cases = []
     for row in found:
         grant = None
         if row[n_case + 2] is not None:
-            grant = rows.loaded(Grant, row[n_case + 2:])
-            set_committed_value(grant, "tranches", by_grant.get(row[0], []))
-            made += [grant, *grant.tranches]
+            grant = grant_record(*row[n_case + 2:], by_grant.get(row[0], []))
         cases.append(QueuedCase(row, by_case.get(row[0], []), row[n_case], row[n_case + 1] is not None, grant))
-    rows.attach(session, *made)
-    return cases, next_cursor, made
+    return cases, next_cursor, []
 
 
 def _held(session: Session) -> dict[type, set[Any]]:
