@@ -5,10 +5,9 @@ the same `Session` type and the request (or job, or command) visibly owns the tr
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
-
-import logging
 
 import psycopg
 from flask import Flask, current_app, g, has_request_context, request

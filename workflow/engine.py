@@ -153,12 +153,12 @@ def remember_recommendations(session: Session, cases: list[Case], user: User) ->
     """Answer `has_recommended` for all `cases` at once (a page of a queue)."""
     if not cases:
         return
-    postgres = session.get_bind().dialect.name == "postgresql"
     ids = [c.id for c in cases]
-    found = set(session.scalars(_recommended_query(postgres),
-                                {"case_ids": ids, "actor_id": user.id} if postgres else {"actor_id": user.id}) if postgres
-                else session.scalars(_recommended_query(False).where(AuditEntry.case_id.in_(ids)),
-                                     {"actor_id": user.id}))
+    if session.get_bind().dialect.name == "postgresql":
+        query, params = _recommended_query(True), {"case_ids": ids, "actor_id": user.id}
+    else:
+        query, params = _recommended_query(False).where(AuditEntry.case_id.in_(ids)), {"actor_id": user.id}
+    found = set(session.scalars(query, params))
     memo = session.info.setdefault(_RECOMMENDED, {})
     for case in cases:
         memo.setdefault((case.id, user.id), case.id in found)
