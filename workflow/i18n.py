@@ -124,19 +124,15 @@ def init_app(app: Flask) -> None:
 
 
 def _render_gettext() -> Any:
-    """`_()` and `gettext()` for one render: the catalogue looked up once, each text translated
-    once. Flask-Babel's own finds the request's locale and catalogue again on every call, and a
-    page says "Past due" or "Overdue" on many rows. Same results as the i18n extension's
-    new-style gettext (installed by Flask-Babel): Markup under autoescape, always `%`-formatted."""
+    """`_()` and `gettext()` for one render, from the catalogue looked up once. Flask-Babel's own
+    finds the request's locale and catalogue again on every call, and a page says "Past due" or
+    "Overdue" on many rows. Same results as the i18n extension's new-style gettext (installed by
+    Flask-Babel): Markup under autoescape, always `%`-formatted."""
     catalogue = get_translations()
-    memo: dict[str, str] = {}
 
     @pass_context
     def gettext(context: Any, string: str, **variables: Any) -> str:
-        try:
-            text = memo[string]
-        except KeyError:
-            text = memo[string] = catalogue.ugettext(string)
+        text = catalogue.ugettext(string)
         if context.eval_ctx.autoescape:
             text = Markup(text)
         return text % variables

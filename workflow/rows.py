@@ -31,21 +31,16 @@ def columns(cls: type) -> tuple[Column[Any], ...]:
 
 
 @functools.cache
-def _attributes(cls: type) -> tuple[str, ...]:
+def attributes(cls: type) -> tuple[str, ...]:
     """The attribute of each of `columns(cls)` (User.is_active_flag for users.is_active, say)."""
     by_column = {prop.columns[0]: prop.key for prop in inspect(cls).column_attrs}
     return tuple(by_column[column] for column in columns(cls))
 
 
-def attributes(cls: type) -> tuple[str, ...]:
-    """The attribute of each of `columns(cls)`, in their order."""
-    return _attributes(cls)
-
-
 @functools.cache
 def position(cls: type, attribute: str) -> int:
     """Where `attribute`'s column is in `columns(cls)`."""
-    return _attributes(cls).index(attribute)
+    return attributes(cls).index(attribute)
 
 
 @functools.cache
@@ -73,7 +68,7 @@ def loaded(cls: type[T], values: Sequence[Any]) -> T:
     with its identity, nothing modified; `attach` makes it persistent."""
     mapper = _mapper(cls)
     instance = mapper.class_manager.new_instance()
-    instance.__dict__.update(zip(_attributes(cls), values))
+    instance.__dict__.update(zip(attributes(cls), values))
     instance_state(instance).key = mapper.identity_key_from_primary_key(
         tuple(values[i] for i in _key_positions(cls)))
     return instance  # type: ignore[no-any-return]
@@ -81,7 +76,7 @@ def loaded(cls: type[T], values: Sequence[Any]) -> T:
 
 def loaded_from(cls: type[T], values: Mapping[str, Any]) -> T:
     """`loaded` from attribute → value; every column's attribute must be there (KeyError if not)."""
-    return loaded(cls, [values[attribute] for attribute in _attributes(cls)])
+    return loaded(cls, [values[attribute] for attribute in attributes(cls)])
 
 
 def attach(session: Session, *objects: Any) -> None:

@@ -247,7 +247,7 @@ def file_report(session: Session, user: User, case: Case, n: int, *, lines: Any,
 
 
 def grant_json(session: Session, case: Case) -> dict[str, Any]:
-    grant = getattr(case, "grant", None) or session.get(Grant, case.id)  # see grant_request.grant_of
+    grant = grant_request.find_grant(session, case)
     if grant is None:
         return {}
     return {

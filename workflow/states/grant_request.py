@@ -210,10 +210,15 @@ def may_open(session: Session, case: Case) -> None:
 
 # -- values the reviewers' actions carry ------------------------------------------------------
 
+def find_grant(session: Session, case: Case) -> Grant | None:
+    """The case's grant row, if it has one. A case of an API queue page brings its grant along
+    (services/queues.QueuedCase): the tranche rules ask for it several times per case, each a
+    look-up in the session's map."""
+    return getattr(case, "grant", None) or session.get(Grant, case.id)
+
+
 def grant_of(session: Session, case: Case) -> Grant:
-    # A case of an API queue page brings its grant along (services/queues.QueuedCase): the
-    # tranche rules ask for it several times per case, each a look-up in the session's map.
-    grant = getattr(case, "grant", None) or session.get(Grant, case.id)
+    grant = find_grant(session, case)
     assert grant is not None, f"grant row of case {case.id}"
     return grant
 
