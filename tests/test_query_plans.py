@@ -152,8 +152,9 @@ def statements(conn: Any) -> Iterator[tuple[str, Any]]:
 
     # The rest of api_page's reads: a page's documents and its grants' tranches, by case id.
     page_ids = list(range(30_000, 30_050))
-    yield "API queue page's documents", queues.documents_query(page_ids, postgres=True)
-    yield "API queue page's tranches", queues.tranches_query(page_ids, postgres=True)
+    page = {"case_ids": queues.case_ids_param(page_ids, postgres=True)}
+    yield "API queue page's documents", queues.documents_query(postgres=True).params(page)
+    yield "API queue page's tranches", queues.tranches_query(postgres=True).params(page)
 
 
 def plan_of(conn: Any, statement: Any) -> dict[str, Any]:

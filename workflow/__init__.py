@@ -12,12 +12,16 @@ from typing import Any
 from flask import Flask, g
 
 from .config import INSTANCE, Config
+from .json_codec import JSONProvider
 
 
 class WorkflowFlask(Flask):
     """Flask, remembering its answer to "is this handler a coroutine?". Flask asks it, through
     `inspect.iscoroutinefunction`, of every hook and the view on every request (eleven times for
-    an API call here), and the answer for a given function never changes."""
+    an API call here), and the answer for a given function never changes. Its JSON goes through
+    orjson (json_codec)."""
+
+    json_provider_class = JSONProvider
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

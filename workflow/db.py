@@ -6,7 +6,7 @@ the same `Session` type and the request (or job, or command) visibly owns the tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -15,6 +15,8 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from . import json_codec
 
 # Stable constraint names make Alembic migrations reproducible across SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -29,6 +31,13 @@ NAMING_CONVENTION = {
 # Ids are INTEGER columns; a larger number can name no row, and PostgreSQL refuses to compare
 # with it (an error, not an empty result).
 MAX_ID = 2**31 - 1
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """`ids` in PostgreSQL's text form of an integer array ('{1,2,3}'), for a parameter the
+    statement casts to INTEGER[]. psycopg adapts a list one element at a time, in Python (a queue
+    page of the API sends three lists of fifty); this is one join, and PostgreSQL parses it."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def digits_up_to(limit: int) -> str:
@@ -149,8 +158,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # cores they would take are the other requests'. PostgreSQL picks them from cost estimates,
     # which for LIMIT queries over large tables are often far above what the query will read.
     connect_args = kwargs.setdefault("connect_args", {})
-    connect_args.setdefault("options", "-c jit=off -c max_parallel_workers_per_gather=0")
+    # UTC sessions: timestamps come back in `timezone.utc`, which UTCDateTime passes as they are.
+    connect_args.setdefault("options", "-c jit=off -c max_parallel_workers_per_gather=0 -c timezone=UTC")
     connect_args.setdefault("cursor_factory", Cursor)
+    # JSON columns are parsed by orjson (the standard library where it declines): a queue page
+    # of the API reads a hundred documents.
+    kwargs.setdefault("json_deserializer", json_codec.loads)
     return create_engine(url, **kwargs)
 
 

@@ -31,6 +31,22 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        """process_result_value, with a way out first for what needs nothing done: PostgreSQL
+        sessions run in UTC (db.make_engine), so psycopg hands back datetimes already in
+        `timezone.utc`. A list page reads a few hundred; TypeDecorator's own processor made two
+        calls for each. Elsewhere (SQLite) TypeDecorator's, which parses the stored text first."""
+        if dialect.name != "postgresql" or self.impl_instance.result_processor(dialect, coltype) is not None:
+            return super().result_processor(dialect, coltype)
+        convert, utc = self.process_result_value, timezone.utc
+
+        def process(value: datetime | None) -> datetime | None:
+            if value is None or value.tzinfo is utc:
+                return value
+            return convert(value, dialect)
+
+        return process
+
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 

@@ -29,14 +29,14 @@ from typing import Any, NamedTuple
 
 from flask_babel import gettext as _
 from sqlalchemy import (
-    ColumnElement, Integer, Select, and_, any_, bindparam, exists, false, func, or_, select, true, tuple_,
-    union_all,
+    ColumnElement, Integer, Select, String, and_, any_, bindparam, cast, exists, false, func, or_, select, true,
+    tuple_, union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, lazyload, selectinload
 
 from .. import registry, rows
-from ..db import is_row_id
+from ..db import id_array, is_row_id
 from ..errors import Invalid
 from ..models import STAFF_ROLES, AuditEntry, Case, Document, Grant, Organization, Permit, Tranche, User
 
@@ -290,8 +290,10 @@ class QueuedCase:
 
     def __init__(self, values: Any, documents: list[Any], permit_number: str | None, has_permit: bool,
                  grant: Any = None) -> None:
-        for name, value in zip(CASE_ATTRIBUTES, values):
-            setattr(self, name, value)
+        # One unpacking, not a setattr per column (a page makes fifty): CASE_ATTRIBUTES' order.
+        (self.id, self.kind, self.state, self.version, self.organization_id, self.province_id, self.county_id,
+         self.data, self.created_at, self.updated_at, self.due_at, self.submitted_at,
+         self.state_entered_at) = values[:_N_CASE]
         self.documents = documents
         self.permit = PermitNumber(permit_number) if has_permit else None
         self.grant = grant
@@ -315,6 +317,7 @@ class PermitNumber(NamedTuple):
 CASE_ATTRIBUTES = ("id", "kind", "state", "version", "organization_id", "province_id", "county_id", "data",
                    "created_at", "updated_at", "due_at", "submitted_at", "state_entered_at")
 DOCUMENT_ATTRIBUTES = ("id", "case_id", "kind", "original_name", "size", "sha256", "uploaded_at", "superseded")
+_N_CASE = len(CASE_ATTRIBUTES)
 
 
 def api_page(
@@ -343,8 +346,10 @@ def api_page(
     ids = [row[0] for row in found]
     grant_ids = [row[n_case + 2] for row in found if row[n_case + 2] is not None]
     postgres = connection.dialect.name == "postgresql"
-    documents = connection.execute(documents_query(ids, postgres)).all() if ids else []
-    tranches = connection.execute(tranches_query(grant_ids, postgres)).all() if grant_ids else []
+    documents = connection.execute(
+        documents_query(postgres), {"case_ids": case_ids_param(ids, postgres)}).all() if ids else []
+    tranches = connection.execute(
+        tranches_query(postgres), {"case_ids": case_ids_param(grant_ids, postgres)}).all() if grant_ids else []
     held = _held(session)
     if held and (held[Case].intersection(ids) or held[Grant].intersection(grant_ids)
                  or held[Permit].intersection(row[n_case + 1] for row in found if row[n_case + 1] is not None)
@@ -377,7 +382,7 @@ def _held(session: Session) -> dict[type, set[Any]]:
     return found
 
 
-def deciding(user: User, cases: list[Case]) -> list[Case]:
+def deciding(user: Any, cases: list[Case]) -> list[Case]:
     """The cases whose actions depend on whether `user` recommended on them: those in a state one
     of the user's roles decides (engine._may_use asks has_recommended for a deciding rule only).
     The API page asks remember_recommendations about these alone: for the rest the answer is
@@ -408,26 +413,35 @@ def api_page_query(user: User, *, kind: str | None = None, limit: int = 50,
             .order_by(top.c.state_entered_at, top.c.id))
 
 
-def _of_cases(table: Any, case_ids: list[int], postgres: bool) -> ColumnElement[bool]:
-    """table.case_id is one of `case_ids`: on PostgreSQL one array parameter (= ANY), which costs
-    a third of the fifty parameters of an IN list to send and compile; elsewhere the IN list."""
+def _of_cases(table: Any, postgres: bool) -> ColumnElement[bool]:
+    """table.case_id is one of the parameter `case_ids` (give it as `case_ids_param` makes it): on
+    PostgreSQL one array (= ANY), which costs a third of the fifty parameters of an IN list to
+    send and compile; elsewhere an IN list."""
     if postgres:
-        return table.c.case_id == any_(bindparam("case_ids", case_ids, type_=ARRAY(Integer)))
-    return table.c.case_id.in_(case_ids)
+        return table.c.case_id == any_(cast(bindparam("case_ids", type_=String), ARRAY(Integer)))
+    return table.c.case_id.in_(bindparam("case_ids", expanding=True))
 
 
-def documents_query(case_ids: list[int], postgres: bool = False) -> Select[Any]:
-    """The DOCUMENT_ATTRIBUTES of every document of the page's cases, superseded ones too (case_json
-    leaves those out, as it does for a case's documents), in Case.documents' order."""
+def case_ids_param(case_ids: list[int], postgres: bool) -> Any:
+    """The value of `_of_cases`' parameter: on PostgreSQL the array's text (db.id_array)."""
+    return id_array(case_ids) if postgres else case_ids
+
+
+@functools.cache
+def documents_query(postgres: bool = False) -> Select[Any]:
+    """The DOCUMENT_ATTRIBUTES of every document of the cases of the parameter `case_ids`
+    (case_ids_param), superseded ones too (case_json leaves those out, as it does for a case's
+    documents), in Case.documents' order. Built once."""
     table = Document.__table__
     return select(*(table.c[name] for name in DOCUMENT_ATTRIBUTES)) \
-        .where(_of_cases(table, case_ids, postgres)).order_by(table.c.id)
+        .where(_of_cases(table, postgres)).order_by(table.c.id)
 
 
-def tranches_query(case_ids: list[int], postgres: bool = False) -> Select[Any]:
-    """The tranches of the page's grants, in Grant.tranches' order."""
+@functools.cache
+def tranches_query(postgres: bool = False) -> Select[Any]:
+    """The tranches of the grants of the parameter `case_ids`, in Grant.tranches' order."""
     table = Tranche.__table__
-    return select(*rows.columns(Tranche)).where(_of_cases(table, case_ids, postgres)) \
+    return select(*rows.columns(Tranche)).where(_of_cases(table, postgres)) \
         .order_by(table.c.case_id, table.c.n)
 
 
@@ -526,7 +540,8 @@ def warm_statements(postgres: bool) -> list[tuple[Select[Any], list[str]]]:
     every worker, which took the workers past the 120 MB of bench/load.py (max 129 and 130 MB
     over three minutes), and even the first pages of the screen and the API (39) left them at
     121. Any other page is compiled by its first request, as before."""
-    found: list[tuple[Any, list[str]]] = [(documents_query([1], postgres), []), (tranches_query([1], postgres), [])]
+    found: list[tuple[Any, list[str]]] = [(documents_query(postgres), ["case_ids"]),
+                                          (tranches_query(postgres), ["case_ids"])]
     for who in _warm_shapes():
         found.append((_statement("rows", who, None, None, True), _parameters("rows", True)))
         found.append((_statement("counts", who, None, None, None), _parameters("counts", False)))

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..engine import allowed_actions
+from ..engine import Actor, allowed_actions
 from ..models import AuditEntry, Case, Permit, User
 
 
@@ -14,7 +14,7 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def case_json(session: Session, case: Case, user: User) -> dict[str, Any]:
+def case_json(session: Session, case: Case, user: User | Actor) -> dict[str, Any]:
     return {
         "id": case.id,
         "kind": case.kind,
