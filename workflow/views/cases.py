@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from ..services import applications
 from ..services import grants as grant_service
 from ..states import grant_request
 from ..text import whole_number
+from .row_urls import row_url
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -40,18 +41,13 @@ def _signed_in() -> None:
     return None
 
 
-_PROBE = 918273645  # a case id no URL part could be mistaken for
-
-
 @bp.app_template_global()
 def case_url(case_id: int) -> str:
-    """url_for('cases.show', case_id=…) for a list's rows: the URL is built once per request and
-    each row's id put in its place (url_for's routing-map build was a fifth of a queue page's
-    rendering)."""
-    parts = g.get("_case_url")
-    if parts is None:
-        parts = g._case_url = url_for("cases.show", case_id=_PROBE).split(str(_PROBE))
-    return f"{parts[0]}{int(case_id)}{parts[1]}"
+    """url_for('cases.show', case_id=…) for a list's rows (row_urls)."""
+    return row_url("cases.show", case_id=case_id)
+
+
+bp.add_app_template_global(row_url)
 
 
 def _report_form(case: Case, item: Tranche, formdata: Any = None) -> ReportForm:
