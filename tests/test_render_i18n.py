@@ -32,3 +32,18 @@ def test_a_macro_imported_without_context_still_translates(app):
     app.jinja_env.loader = ChoiceLoader([DictLoader({"m.html": macro}), app.jinja_env.loader])
     with app.test_request_context("/"), force_locale("fa"):
         assert render_template_string(loader_source) == gettext("Sign out") != "Sign out"
+
+
+def test_labels_follow_each_render_locale(app):
+    """The label helpers remember translations per locale for the process: a page in English
+    between two Persian ones gets English, and a key outside the table is shown as it is."""
+    from workflow import labels
+
+    source = '{{ labels_state("approved") }}|{{ labels_action("approve") }}|{{ labels_state("no-such-state") }}'
+    with app.test_request_context("/"):
+        for code in ("fa", "en", "fa", "en"):
+            with force_locale(code):
+                expected = f"{labels.STATES['approved']}|{labels.ACTIONS['approve']}|no-such-state"
+                assert render_template_string(source) == expected
+        with force_locale("en"):
+            assert render_template_string('{{ labels_state("approved") }}') == "Approved"

@@ -120,7 +120,7 @@ def init_app(app: Flask) -> None:
         code = lang()
         gettext = _render_gettext()
         return {"lang": code, "dir": "rtl" if code == "fa" else "ltr", "gettext": gettext, "_": gettext,
-                **_label_functions(labels)}
+                **_label_functions(labels, code)}
 
 
 def _render_gettext() -> Any:
@@ -147,18 +147,25 @@ def _label_tables(labels: Any) -> dict[str, dict[str, object]]:
             "comment_prompt": labels.COMMENT_PROMPTS}
 
 
-def _label_functions(labels: Any) -> dict[str, Any]:
-    """The label helpers of one render, each remembering what it translated: a list names the
-    same few states, actions and kinds on every row, and each translation is a Flask-Babel
-    lookup. New for every render, so a render under another locale (force_locale) starts empty."""
-    memo: dict[tuple[int, str | None], str] = {}
+# (locale, table, key) → the label's text: the catalogues do not change while the app runs.
+_LABELS: dict[tuple[str, int, str | None], str] = {}
 
+
+def _label_functions(labels: Any, code: str) -> dict[str, Any]:
+    """The label helpers of a render in locale `code`. A list names the same few states, actions
+    and kinds on every row, the auditor console's filters every action and state there is, and
+    each translation is a Flask-Babel lookup (the request's locale, its catalogue, then the
+    text): remembered per locale for the life of the process."""
     def of(table: dict[str, object]) -> Any:
+        table_id = id(table)
+
         def translated(key: str | None) -> str:
             try:
-                return memo[(id(table), key)]
+                return _LABELS[(code, table_id, key)]
             except KeyError:
-                text = memo[(id(table), key)] = labels.label(table, key)
+                text = labels.label(table, key)
+                if key in table:  # the table's own keys only: the memo stays as small as the tables
+                    _LABELS[(code, table_id, key)] = text
                 return text
         return translated
 
