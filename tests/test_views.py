@@ -151,6 +151,8 @@ def test_auditor_reads_but_cannot_act(api, web):
     web.login("auditor")
     status, html = web.page("/audit")
     assert status == 200 and f"/cases/{case_id}" in html
+    row = html.split(f'href="/cases/{case_id}"', 1)[1].split("</tr>", 1)[0]
+    assert "انجمن حمایت از کودکان کار کرمان" in row  # the case's organisation, on its row
     status, html = web.page(f"/cases/{case_id}")
     assert status == 200 and "/transition/" not in html
     assert web.client.get("/queue").status_code == 403

@@ -50,7 +50,7 @@ def audit():  # type: ignore[no-untyped-def]
     before = whole_number(request.args.get("before", ""))
     query = queues.case_list_query(current_user, state=state, org_key=name_key(org_text) if org_text else "",
                                    before=before if is_row_id(before) else None, limit=PAGE)
-    items = session.scalars(query).all()
+    items = session.execute(query).all()
     more = len(items) > PAGE
     items = items[:PAGE]
     states = sorted({s for p in registry.PROCESSES.values() for s in p.states} - {"draft"})
