@@ -24,7 +24,7 @@ from sqlalchemy.exc import InternalError, OperationalError
 
 from tests.conftest import PG_ADMIN, build_app
 from tests.support import TO_AWAITING, Api, Web, World
-from workflow import replica
+from workflow import db, replica
 from workflow.models import Province
 
 pytestmark = pytest.mark.postgres
@@ -198,5 +198,22 @@ def test_replica_url_options_are_kept_beside_read_only(app: Flask, backend: Any)
         with engine.connect() as conn:
             assert conn.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
             assert conn.execute(text("SHOW search_path")).scalar_one().replace(" ", "") == "public,pg_catalog"
+            # and every session's own settings (db.SESSION_OPTIONS)
+            assert conn.execute(text("SHOW jit")).scalar_one() == "off"
+            assert conn.execute(text("SHOW timezone")).scalar_one() == "UTC"
+    finally:
+        engine.dispose()
+
+
+def test_the_primary_keeps_url_options_beside_its_own(app: Flask, backend: Any) -> None:
+    if backend.name != "postgresql":
+        pytest.skip("libpq start-up options")
+    engine = db.make_engine(app.config["DATABASE_URL"] + "?options=-csearch_path%3Dpublic,pg_catalog")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW search_path")).scalar_one().replace(" ", "") == "public,pg_catalog"
+            assert conn.execute(text("SHOW jit")).scalar_one() == "off"
+            assert conn.execute(text("SHOW timezone")).scalar_one() == "UTC"
+            assert conn.execute(text("SHOW transaction_read_only")).scalar_one() == "off"
     finally:
         engine.dispose()

@@ -13,7 +13,7 @@ import psycopg
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from . import json_codec
@@ -31,6 +31,22 @@ NAMING_CONVENTION = {
 # Ids are INTEGER columns; a larger number can name no row, and PostgreSQL refuses to compare
 # with it (an error, not an empty result).
 MAX_ID = 2**31 - 1
+
+
+# Every PostgreSQL session's start-up options. A request reads a page: neither JIT compilation
+# nor parallel workers pay for themselves there (each costs milliseconds to start, more than such
+# a query takes), and on a small server the cores they would take are the other requests'.
+# PostgreSQL picks them from cost estimates, which for LIMIT queries over large tables are often
+# far above what the query will read. UTC: timestamps come back in `timezone.utc`, which
+# UTCDateTime passes as they are.
+SESSION_OPTIONS = "-c jit=off -c max_parallel_workers_per_gather=0 -c timezone=UTC"
+
+
+def startup_options(url: str, option: str) -> str:
+    """libpq's start-up `options` for `url` with `option` added: connect_args replace the URL's
+    own `?options=…`, so an operator's options (a search_path, say) must be carried over."""
+    given = make_url(url).query.get("options")
+    return f"{option} {given}" if isinstance(given, str) and given else option
 
 
 def id_array(ids: Iterable[int]) -> str:
@@ -153,13 +169,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    # A request reads a page: neither JIT compilation nor parallel workers pay for themselves there
-    # (each costs milliseconds to start, more than such a query takes), and on a small server the
-    # cores they would take are the other requests'. PostgreSQL picks them from cost estimates,
-    # which for LIMIT queries over large tables are often far above what the query will read.
+    # SESSION_OPTIONS, then the caller's own (read-only, a statement timeout), then the URL's.
     connect_args = kwargs.setdefault("connect_args", {})
-    # UTC sessions: timestamps come back in `timezone.utc`, which UTCDateTime passes as they are.
-    connect_args.setdefault("options", "-c jit=off -c max_parallel_workers_per_gather=0 -c timezone=UTC")
+    own = connect_args.get("options")
+    connect_args["options"] = startup_options(url, f"{SESSION_OPTIONS} {own}" if own else SESSION_OPTIONS)
     connect_args.setdefault("cursor_factory", Cursor)
     # JSON columns are parsed by orjson (the standard library where it declines): a queue page
     # of the API reads a hundred documents.

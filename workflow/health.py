@@ -26,7 +26,6 @@ from sqlalchemy.engine import Engine
 
 from . import redis_conn
 from .db import make_engine
-from .replica import startup_options
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -50,8 +49,7 @@ def probe_engine(app: Flask, url: str, key: str) -> Engine:
             # libpq counts connect_timeout in whole seconds and treats less than 2 as 2.
             engine = make_engine(url, pool_size=1, max_overflow=1, pool_timeout=timeout, pool_pre_ping=True,
                                  connect_args={"connect_timeout": max(2, int(timeout + 0.999)),
-                                               "options": startup_options(
-                                                   url, f"-c statement_timeout={int(timeout * 1000)}")})
+                                               "options": f"-c statement_timeout={int(timeout * 1000)}"})
         app.extensions[key] = engine
     return engine
 

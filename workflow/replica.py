@@ -17,17 +17,9 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import db
-
-
-def startup_options(url: str, option: str) -> str:
-    """libpq's start-up `options` for `url` with `option` added: connect_args replace the URL's
-    own `?options=…`, so an operator's options (a search_path, say) must be carried over."""
-    given = make_url(url).query.get("options")
-    return f"{option} {given}" if isinstance(given, str) and given else option
 
 
 def make_read_only_engine(url: str) -> Any:
@@ -42,8 +34,7 @@ def make_read_only_engine(url: str) -> Any:
 
         return engine
     # Set when the connection starts: no extra round trip per transaction.
-    read_only = startup_options(url, "-c default_transaction_read_only=on")
-    return db.make_engine(url, connect_args={"options": read_only})
+    return db.make_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
 
 
 def init_app(app: Flask) -> None:
