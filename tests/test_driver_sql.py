@@ -168,3 +168,29 @@ def test_dbapi_errors_keep_their_statement(app, pg):
             driver_sql.run(session, engine._case_update(), {"version": "not a number", "case_id": 1,
                                                             "version_read": 1})
         assert "UPDATE cases" in caught.value.statement
+
+
+def test_the_transaction_s_connection_is_session_connection_s(app, backend):
+    """transaction_connection answers what Session.connection would, whatever the session's state."""
+    same = driver_sql.transaction_connection
+    with app.app_context(), db.new_session() as session:
+        assert session._transaction is None
+        first = same(session)  # begins the transaction, as session.connection() would
+        assert session.in_transaction() and first is session.connection() and same(session) is first
+        session.commit()
+        second = same(session)  # a new transaction after the commit
+        assert second is session.connection()
+        with session.begin_nested():
+            assert same(session) is session.connection()
+            assert same(session).in_nested_transaction()
+        session.rollback()
+        assert session._transaction is None and same(session) is session.connection()
+    with app.app_context(), db.new_session() as session, session.begin():
+        assert same(session) is session.connection()
+    with app.app_context(), db.new_session() as session:
+        with pytest.raises(RuntimeError):
+            with session.begin():
+                same(session)
+                raise RuntimeError("undone")
+        # the block's transaction is gone: a new one, not the closed one's connection
+        assert same(session) is session.connection() and session.in_transaction()

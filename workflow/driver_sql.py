@@ -22,13 +22,13 @@ dropped is invalidated so the pool never hands it out again.
 """
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.session import SessionTransactionState
 from sqlalchemy.sql import ClauseElement
 
 _CURSOR = "driver_sql.cursor"
@@ -85,16 +85,19 @@ def _prepare(statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> C
     return Compiled(compiled, dialect, keys)
 
 
-# dialect → (statement, parameter names) → plan. The statements are built once per process
-# (functools.cache in their modules), so this holds a handful of entries; an engine disposed of
-# (a test's) takes its dialect's plans with it.
-_PLANS: weakref.WeakKeyDictionary[Any, dict[tuple[ClauseElement, tuple[str, ...]], Compiled | None]] = \
-    weakref.WeakKeyDictionary()
+# (statement, parameter names) → plan, kept on the dialect they were compiled for: an engine
+# disposed of (a test's) takes its plans with it. The statements are built once per process
+# (functools.cache in their modules), so each dialect holds a handful. An attribute of the
+# dialect rather than a WeakKeyDictionary of dialects: that made a weak reference per lookup.
+_PLANS = "_workflow_driver_sql_plans"
 _MAX_PLANS = 256
 
 
 def _plan(statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> Compiled | None:
-    plans = _PLANS.setdefault(dialect, {})
+    plans: dict[tuple[ClauseElement, tuple[str, ...]], Compiled | None] | None = getattr(dialect, _PLANS, None)
+    if plans is None:
+        plans = {}
+        setattr(dialect, _PLANS, plans)
     key = (statement, keys)
     try:
         return plans[key]
@@ -127,7 +130,7 @@ class Ran:
 def run(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -> Ran:
     """Execute `statement` with `params` in the session's transaction, as
     `session.connection().execute(statement, params)` would."""
-    connection = session.connection()
+    connection = transaction_connection(session)
     keys = tuple(sorted(params))
     plan = None if _observed(connection) else _plan(statement, connection.dialect, keys)
     if plan is None:
@@ -153,6 +156,27 @@ def run(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -
             processed.append(tuple(row))
         rows = processed
     return Ran(rows, cursor.rowcount)
+
+
+_ACTIVE = SessionTransactionState.ACTIVE
+
+
+def transaction_connection(session: Session) -> Connection:
+    """`session.connection()`: the Connection of the session's transaction, begun if need be.
+
+    Once the transaction holds its connection, `Session.connection` still resolves the bind and
+    runs its transaction's state checks (a context manager per call) before handing back the
+    same object; a transition asks five times. Here the held connection is returned directly
+    when the answer cannot differ: the session has one bind, its transaction is active and no
+    `with session.begin()` block is being closed. Anything else goes to SQLAlchemy. The
+    attributes read are SQLAlchemy's own (pinned in setup.cfg), checked by tests/test_driver_sql.py.
+    """
+    transaction = session._transaction
+    if transaction is not None and transaction._state is _ACTIVE and session._trans_context_manager is None:
+        held = transaction._connections.get(session.bind)
+        if held is not None:
+            return held[0]  # type: ignore[no-any-return]
+    return session.connection()
 
 
 def _observed(connection: Connection) -> bool:

@@ -410,7 +410,7 @@ def _write_head(session: Session, case: Case, head: str) -> None:
     """The new chain head of a case an effect already wrote, without moving its version again
     (the effect's flush made this transition's one version step)."""
     table = Case.__table__
-    session.connection().execute(
+    driver_sql.transaction_connection(session).execute(
         table.update().where(table.c.id == case.id, table.c.version == case.version).values(head_hash=head))
     set_committed_value(case, "head_hash", head)
 
@@ -440,7 +440,7 @@ def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
     """INSERT the audit entry, the snapshot it names and the applicants' outbox rows (Core);
     returns the entry as an object of the session and the outbox ids. The unit of work would
     do the same INSERTs at several times the CPU."""
-    connection = session.connection()
+    connection = driver_sql.transaction_connection(session)
     dialect = connection.dialect.name
     params = dict(values)
     note_ids: list[int] = []

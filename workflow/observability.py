@@ -22,6 +22,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, request
 
 from . import logs, metrics
+from .security import REQUEST_ID
 
 log = logging.getLogger("workflow.request")
 # What an upstream id may look like: nginx's 32 hex digits, UUIDs, trace ids ("Root=1-…");
@@ -46,7 +47,7 @@ def request_id_from(header: str | None) -> str:
 def _begin() -> None:
     environ = request.environ
     environ[_START] = time.perf_counter()
-    rid = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+    rid = environ[REQUEST_ID] = request_id_from(environ.get("HTTP_X_REQUEST_ID"))  # echoed by security.with_headers
     environ[_TOKEN] = logs.context.set({"request_id": rid, "method": request.method, "path": request.path,
                                         "web": True})
     metrics.IN_PROGRESS.inc()
@@ -58,7 +59,6 @@ def _finish(response: Response) -> Response:
     if ctx is None or start is None:  # _begin did not run for this request
         return response
     seconds = time.perf_counter() - start
-    response.headers["X-Request-ID"] = ctx["request_id"]
     endpoint = request.endpoint or "unmatched"
     status = response.status_code
     metrics.observe_request(endpoint, request.method, status, seconds)

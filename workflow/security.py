@@ -1,12 +1,14 @@
 """What every response and every signed-in session carries: security headers, cookie flags, a
 fresh session at sign-in, idle and absolute session timeouts, and the client address behind proxies.
 
-Both hooks run on every request, so they do little: the headers are built once per app, and the
-timeout check returns at once for requests without a session cookie (the API, static files).
+Both run on every request, so they do little: the headers are fixed tuples added by a WSGI
+middleware, and the timeout check returns at once for requests without a session cookie (the
+API, static files).
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, flash, redirect, request, session, url_for
@@ -33,7 +35,9 @@ HEADERS = (
     ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate CSP 2
     ("Referrer-Policy", "same-origin"),
 )
-_HEADER_KEYS = tuple((name.lower(), name, value) for name, value in HEADERS)
+_HEADER_KEYS = tuple((name.lower(), (name, value)) for name, value in HEADERS)
+# Where observability.py leaves the request's id for with_headers to echo.
+REQUEST_ID = "workflow.request_id"
 HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 # The last-seen stamp is rewritten at most this often, so an active user's cookie is not
@@ -68,8 +72,11 @@ class SessionInterface(SecureCookieSessionInterface):
         # An empty session nobody changed writes no cookie: Flask's own save would work out the
         # cookie's name, domain, path and flags first, and then only add Vary (as here).
         if not session and not session.modified:
-            if session.accessed:
-                response.vary.add("Cookie")
+            if session.accessed:  # Flask marks every look at `session` (Flask-Login's look at each response)
+                if "Vary" in response.headers:
+                    response.vary.add("Cookie")
+                else:  # the usual case: no Vary yet, nothing to parse and merge (response.vary does)
+                    response.headers.add("Vary", "Cookie")
             return
         super().save_session(app, session, response)
 
@@ -92,7 +99,34 @@ def end_session() -> None:
     session.update(kept)
 
 
+def with_headers(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+    """WSGI middleware: every response leaves with HEADERS (each only where the response has
+    none of that name: a download's own, stricter policy stays), HSTS when the request came over
+    TLS, and the request id observability.py gave the request.
+
+    Added to the plain list handed to the server rather than in an after_request hook: werkzeug's
+    Headers checks and copies each value it is given, and these are fixed, checked once here.
+    Inside ProxyFix (see register), so the scheme is the one the client used.
+    """
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _value in headers}
+            headers += [header for key, header in _HEADER_KEYS if key not in present]
+            if environ.get("wsgi.url_scheme") == "https":
+                headers.append(HSTS)
+            request_id = environ.get(REQUEST_ID)
+            if request_id is not None:
+                headers.append(("X-Request-ID", request_id))
+            return start_response(status, headers, exc_info)
+
+        return wsgi_app(environ, start)
+
+    return app
+
+
 def register(app: Flask) -> None:
+    # Headers first, so a ProxyFix added below wraps it and has set the scheme when it runs.
+    app.wsgi_app = with_headers(app.wsgi_app)  # type: ignore[method-assign]
     if app.config.get("PROXY_COUNT", 0) > 0:
         hops = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
@@ -119,13 +153,3 @@ def register(app: Flask) -> None:
             session["seen_at"] = int(now)
         return None
 
-    @app.after_request
-    def _headers(response: Any) -> Any:
-        headers = response.headers
-        # Only where missing: a response that set its own, stricter policy (a download's sandbox)
-        # keeps it. One pass over the headers, not a search per name (Headers.setdefault).
-        present = {name.lower() for name, _value in headers.items()}
-        headers.extend([(name, value) for key, name, value in _HEADER_KEYS if key not in present])
-        if request.is_secure:
-            headers[HSTS[0]] = HSTS[1]
-        return response

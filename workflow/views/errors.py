@@ -85,17 +85,20 @@ def register(app: Flask) -> None:
     def _refuse_nul():  # type: ignore[no-untyped-def]
         """NUL never belongs in text, and PostgreSQL refuses it deep inside a query: stop it here."""
         req = request._get_current_object()  # type: ignore[attr-defined]  # looked up once, not per use
+        limit = current_app.config["API_MAX_BODY_BYTES"]
+        path = req.path
         # The API's JSON bodies are small; only its upload route takes files. Set the limit
         # before anything reads the body, or the stream is already open without it.
-        if wants_json() and req.endpoint not in UPLOAD_ENDPOINTS:
-            req.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
+        if path.startswith("/api/") and req.endpoint not in UPLOAD_ENDPOINTS:
+            req.max_content_length = limit
         # The query string is looked at decoded: "%00" in the raw path is three harmless characters.
-        if "\x00" in req.path or any(unstorable(v) for _k, v in req.args.items(multi=True)) or (
+        # Without one (most requests) there is nothing to decode; without a body, no form.
+        if "\x00" in path or (req.environ.get("QUERY_STRING") and any(
+                unstorable(v) for _k, v in req.args.items(multi=True))) or (
                 req.mimetype in FORM_MIMETYPES and (any(
                     unstorable(v) for _k, v in req.form.items(multi=True)) or any(
                     unstorable(f.filename) for _k, f in req.files.items(multi=True)))):  # stored as the name
             abort(400)
-        limit = current_app.config["API_MAX_BODY_BYTES"]
         if req.is_json and req.content_length and req.content_length <= limit:
             try:
                 data = req.get_json(silent=True)
