@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 from flask import Flask, current_app, g, has_request_context, request
+from flask.globals import _cv_app
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import Engine, make_url
@@ -207,12 +208,19 @@ def new_session() -> Session:
 
 
 def session() -> Session:
-    """The request's session: created on first use, ended and closed at teardown (end_request)."""
-    sess = g.get("db_session")  # one lookup through the `g` proxy: this runs several times a request
+    """The request's session: created on first use, ended and closed at teardown (end_request).
+
+    Kept in the app context's `g`, found through Flask's context variable rather than the `g`
+    proxy: a request asks for its session several times, and each proxy lookup is a few dozen
+    bytecodes of werkzeug's (Flask is pinned in setup.cfg)."""
+    ctx = _cv_app.get(None)
+    if ctx is None:  # outside an app context: the error the `g` proxy would give
+        return g.db_session  # type: ignore[no-any-return]
+    sess = ctx.g.get("db_session")
     if sess is None:
-        sess = g.db_session = new_session()
+        sess = ctx.g.db_session = ctx.app.extensions["db_sessionmaker"]()
         sess.info[_READING] = has_request_context() and request.method in READING_METHODS
-    return sess
+    return sess  # type: ignore[no-any-return]
 
 
 def _note_write(sess: Session, _context: object) -> None:

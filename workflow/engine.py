@@ -45,6 +45,20 @@ def is_lost_race(exc: OperationalError) -> bool:
     return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
 
 
+class Recorded(NamedTuple):
+    """The audit entry a transition wrote, as written. Not an ORM object: no caller reads an
+    entry's relationships after firing, and making one (its identity, attaching it to the
+    session) cost more Python than sending its INSERT. A query finds the entry as usual."""
+
+    id: int
+    case_id: int
+    seq: int
+    action: str
+    from_state: str
+    to_state: str
+    hash: str
+
+
 class Actor(NamedTuple):
     """What the rules below read of a user, read once. A User's attributes are the ORM's (each read
     runs a descriptor, `roles` and `is_staff` a property too); a queue page asks them of every case
@@ -139,7 +153,7 @@ def _load_case(session: Session, case_id: int) -> Case | None:
     return case
 
 
-def get_case(session: Session, user: User, case_id: int) -> Case:
+def get_case(session: Session, user: User | Actor, case_id: int) -> Case:
     """The case if the user may see it; otherwise 404, so ids of others' cases leak nothing.
 
     Its permit and documents come in the same query: every caller shows or checks them.
@@ -231,14 +245,15 @@ def allowed_actions(session: Session, case: Case, user: User | Actor) -> list[st
     return names
 
 
-def due_at(process: Process, state: str, since: datetime, holidays: frozenset[date] = frozenset()) -> datetime | None:
+def due_at(process: Process, state: str, since: datetime, holidays: frozenset[date] = frozenset(), *,
+           thursday_off: bool | None = None) -> datetime | None:
     deadline = process.deadlines.get(state)
     if deadline is None:
         return None
     if deadline.working_days is not None:
-        return add_working_days(
-            since, deadline.working_days, thursday_off=current_app.config["THURSDAY_OFF"], holidays=holidays
-        )
+        if thursday_off is None:
+            thursday_off = current_app.config["THURSDAY_OFF"]
+        return add_working_days(since, deadline.working_days, thursday_off=thursday_off, holidays=holidays)
     return since + timedelta(days=deadline.calendar_days or 0)
 
 
@@ -253,7 +268,7 @@ def fire(
     comment: str | None = None,
     values: dict[str, Any] | None = None,
     now: datetime | None = None,
-) -> AuditEntry:
+) -> Recorded:
     """Run `action` on `case` for `actor` (None: the system itself, e.g. a deadline job)."""
     process = registry.get(case.kind)
     if not isinstance(action, str) or action not in process.actions:
@@ -305,20 +320,21 @@ def fire(
         # Read before the case is touched: a query now would autoflush the half-changed case
         # and move its version twice in one transition.
         days_off = holidays(session) if rule.dest in process.deadlines else frozenset()
-        # Bookkeeping first, so effects that flush (a permit needs its id) write the case once
-        # and its version moves by exactly one per transition.
-        case.updated_at = now
-        case.state_entered_at = now
-        case.due_at = due_at(process, rule.dest, now, days_off)
-        events = state_events(process, rule.dest, now, case.due_at, holidays=days_off,
-                              thursday_off=current_app.config["THURSDAY_OFF"])
-        case.next_event_at = next_after(events, now)
-        case.overdue = False
+        # Bookkeeping first, so effects see it. It goes into the case's loaded state, not
+        # through the attributes' change events: _write_case or _write_rest puts it in the
+        # transition's one UPDATE, with whatever the machine and the effects changed (an
+        # effect's flush writes only those), so the version moves by exactly one.
+        thursday_off = current_app.config["THURSDAY_OFF"]
+        due = due_at(process, rule.dest, now, days_off, thursday_off=thursday_off)
+        events = state_events(process, rule.dest, now, due, holidays=days_off, thursday_off=thursday_off)
+        book: dict[str, Any] = {"updated_at": now, "state_entered_at": now, "due_at": due,
+                                "next_event_at": next_after(events, now), "overdue": False,
+                                "last_seq": case.last_seq + 1}
         if case.submitted_at is None and rule.dest not in process.terminal:
-            case.submitted_at = now
+            book["submitted_at"] = now
         if rule.recommends and actor is not None:
-            case.recommended_by_id = actor.id
-        case.last_seq += 1
+            book["recommended_by_id"] = actor.id
+        case.__dict__.update(book)
         # Effects may add to what the entry records (the hash of a letter they issued, say).
         recorded = dict(details or {})
         process.fire(case, action, session=session, actor=actor, now=now, comment=text, values=recorded)
@@ -329,13 +345,13 @@ def fire(
         link_hash = entry_hash(prev_hash, **link)
         # The case row goes first: its `WHERE version = ?` decides a race, so a loser blocks on
         # the row and fails there, not on the audit table's unique key.
+        book["head_hash"] = case.__dict__["head_hash"] = link_hash
         if case.version == version_read:  # no effect flushed the case: write it here, head and all
-            case.head_hash = link_hash
-            _write_case(session, case)
-        else:  # an effect flushed it (a permit needed its id): only the head is left to write
-            _write_head(session, case, link_hash)
+            _write_case(session, case, book)
+        else:  # an effect flushed what it changed (a permit needed its id): the rest is left to write
+            _write_rest(session, case, book)
         notify = _notify_params(case, action, text, now) if action in process.notify_applicants else None
-        entry, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash,
+        entry_id, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash,
                                        province_id=case.province_id)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
@@ -350,7 +366,7 @@ def fire(
 
         for notification_id in note_ids:
             enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
-    return entry
+    return Recorded(entry_id, case.id, link["seq"], action, from_state, link["to_state"], link_hash)
 
 
 @functools.cache
@@ -372,8 +388,9 @@ def _case_update():  # type: ignore[no-untyped-def]
     )
 
 
-def _write_case(session: Session, case: Case) -> None:
-    """Write the case's changed columns and its next version, as a flush would, in one UPDATE.
+def _write_case(session: Session, case: Case, book: dict[str, Any]) -> None:
+    """Write the transition's bookkeeping (`book`, already in the case's loaded state), the
+    columns the machine and effects changed, and the case's next version, in one UPDATE.
 
     A flush of the versioned case through the unit of work was the largest part of a
     transition's CPU. The check is the same `WHERE version = ?`: no row means someone else's
@@ -382,10 +399,12 @@ def _write_case(session: Session, case: Case) -> None:
     """
     state = instance_state(case)
     columns = _case_columns()
+    values = state.dict
     changed = {
-        key: state.dict[key] for key, old in state.committed_state.items()
-        if key in columns and (old is NO_VALUE or old != state.dict[key])
+        key: values[key] for key, old in state.committed_state.items()
+        if key in columns and (old is NO_VALUE or old != values[key])
     }
+    changed.update(book)
     changed["version"] = case.version + 1
     result = driver_sql.run(
         session, _case_update(),
@@ -399,20 +418,21 @@ def _write_case(session: Session, case: Case) -> None:
         # Clear the marks as a flush does after writing a row; otherwise the commit would still
         # walk a whole, empty unit of work for the case. `_commit_all` is that post-flush step
         # of SQLAlchemy's (pinned in setup.cfg).
-        state.dict["version"] = changed["version"]
-        state._commit_all(state.dict, session.identity_map)
+        values["version"] = changed["version"]
+        state._commit_all(values, session.identity_map)
     else:  # a pending relationship change keeps its mark: only the columns written are committed
         for key, value in changed.items():
             set_committed_value(case, key, value)
 
 
-def _write_head(session: Session, case: Case, head: str) -> None:
-    """The new chain head of a case an effect already wrote, without moving its version again
-    (the effect's flush made this transition's one version step)."""
+def _write_rest(session: Session, case: Case, book: dict[str, Any]) -> None:
+    """The bookkeeping and chain head of a case an effect already flushed, without moving its
+    version again (the effect's flush made this transition's one version step)."""
+    columns = _case_columns()
     table = Case.__table__
     driver_sql.transaction_connection(session).execute(
-        table.update().where(table.c.id == case.id, table.c.version == case.version).values(head_hash=head))
-    set_committed_value(case, "head_hash", head)
+        table.update().where(table.c.id == case.id, table.c.version == case.version)
+        .values({columns[key]: value for key, value in book.items()}))
 
 
 @functools.cache
@@ -436,10 +456,10 @@ def _entry_insert(dialect: str, notify: bool):  # type: ignore[no-untyped-def]
 
 
 def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
-                 **values: Any) -> tuple[AuditEntry, list[int]]:
+                 **values: Any) -> tuple[int, list[int]]:
     """INSERT the audit entry, the snapshot it names and the applicants' outbox rows (Core);
-    returns the entry as an object of the session and the outbox ids. The unit of work would
-    do the same INSERTs at several times the CPU."""
+    returns the entry's id and the outbox ids. The unit of work would do the same INSERTs at
+    several times the CPU."""
     connection = driver_sql.transaction_connection(session)
     dialect = connection.dialect.name
     params = dict(values)
@@ -455,9 +475,7 @@ def _write_entry(session: Session, snapshot: str, notify: dict[str, Any] | None,
         entry_id = connection.execute(_entry_insert(dialect, False), params).scalar_one()
         if notify is not None:
             note_ids = list(connection.execute(_notify_statement(), notify).scalars())
-    entry = rows.loaded_from(AuditEntry, {"id": entry_id, **values})  # a row that exists: loaded, not pending
-    rows.attach(session, entry)
-    return entry, note_ids
+    return entry_id, note_ids
 
 
 @functools.cache

@@ -45,23 +45,24 @@ def request_id_from(header: str | None) -> str:
 
 
 def _begin() -> None:
-    environ = request.environ
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup for the hook
+    environ = req.environ
     environ[_START] = time.perf_counter()
     rid = environ[REQUEST_ID] = request_id_from(environ.get("HTTP_X_REQUEST_ID"))  # echoed by security.with_headers
-    environ[_TOKEN] = logs.context.set({"request_id": rid, "method": request.method, "path": request.path,
-                                        "web": True})
+    environ[_TOKEN] = logs.context.set({"request_id": rid, "method": req.method, "path": req.path, "web": True})
     metrics.IN_PROGRESS.inc()
 
 
 def _finish(response: Response) -> Response:
     ctx = logs.context.get()
-    start = request.environ.pop(_START, None)
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup for the hook
+    start = req.environ.pop(_START, None)
     if ctx is None or start is None:  # _begin did not run for this request
         return response
     seconds = time.perf_counter() - start
-    endpoint = request.endpoint or "unmatched"
+    endpoint = req.endpoint or "unmatched"
     status = response.status_code
-    metrics.observe_request(endpoint, request.method, status, seconds)
+    metrics.observe_request(endpoint, req.method, status, seconds)
     level = logging.ERROR if status >= 500 else logging.DEBUG if endpoint in QUIET else logging.INFO
     if log.isEnabledFor(level):
         duration_ms = round(seconds * 1000, 2)

@@ -14,7 +14,7 @@ ORM query, which knows how to merge a row into an object that may have changed s
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, inspect
@@ -72,11 +72,6 @@ def loaded(cls: type[T], values: Sequence[Any]) -> T:
     instance_state(instance).key = mapper.identity_key_from_primary_key(
         tuple(values[i] for i in _key_positions(cls)))
     return instance  # type: ignore[no-any-return]
-
-
-def loaded_from(cls: type[T], values: Mapping[str, Any]) -> T:
-    """`loaded` from attribute → value; every column's attribute must be there (KeyError if not)."""
-    return loaded(cls, [values[attribute] for attribute in attributes(cls)])
 
 
 def attach(session: Session, *objects: Any) -> None:

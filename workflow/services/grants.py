@@ -17,7 +17,7 @@ from .. import engine, uploads
 from ..db import is_row_id
 from ..calendar import to_tehran
 from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..models import AuditEntry, Case, Document, Grant, Organization, Programme, Province, Tranche, User, utcnow
+from ..models import Case, Document, Grant, Organization, Programme, Province, Tranche, User, utcnow
 from ..money import parse_amount
 from ..read_only import refuse_auditors
 from ..reference_data import FIELD_CODES
@@ -231,7 +231,7 @@ def attach_receipt(session: Session, user: User, case: Case, item: Tranche, *, c
 
 
 def file_report(session: Session, user: User, case: Case, n: int, *, lines: Any,
-                files: list[tuple[bytes, str]], version: int | None = None, comment: str | None = None) -> AuditEntry:
+                files: list[tuple[bytes, str]], version: int | None = None, comment: str | None = None) -> engine.Recorded:
     """Attach the receipts, then file the report through the engine: one transaction, so a
     refused report leaves no receipt behind in the database."""
     item = get_tranche(session, case, n)
