@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import sessionmaker
 
 from workflow import db
 from workflow.models import Holiday
@@ -83,3 +84,40 @@ def test_a_reading_request_commits_and_keeps_prepared_statements(app, backend, w
         for raw in pooled:
             raw.close()
     assert max(counts) >= 3, counts  # the user, the queue page and its counts at least
+
+
+def test_a_thread_s_next_request_takes_its_closed_session_clean(app):
+    """db.session(): the session a request closed is the next one's on that thread, emptied;
+    an app context opened inside a request gets its own; a session left unclean is not kept."""
+    seen: list[Any] = []
+
+    def keep() -> str:
+        session = db.session()
+        assert not session.identity_map and not session.info.get("left") and not session.in_transaction()
+        session.info["left"] = True  # something a request leaves in info: the next one must not see it
+        session.add(Holiday(day=date(2031, 2, 1), name="pending, then rolled back"))
+        with app.app_context():  # inside a request: not the request's session
+            assert db.session() is not session
+        seen.append(session)
+        return "ok"
+
+    app.add_url_rule("/_test/keep", "_test_keep", keep)
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/_test/keep").status_code == 200
+    assert seen[0] is seen[1] is seen[2]
+    assert "pending, then rolled back" not in _names(app)  # each request's pending row was rolled back
+    # A factory swapped in (as a test may): the idle session of the old one is not handed out.
+    original = app.extensions["db_sessionmaker"]
+    app.extensions["db_sessionmaker"] = sessionmaker(bind=app.extensions["db_engine"], expire_on_commit=False)
+    try:
+        assert client.get("/_test/keep").status_code == 200
+        assert seen[-1] is not seen[0] and type(seen[-1]) is app.extensions["db_sessionmaker"].class_
+    finally:
+        app.extensions["db_sessionmaker"] = original
+    # Closed with a transaction still open (end_request did not run): dropped, not reused.
+    stray = db._take_session(app)
+    stray.connection()
+    db._put_back(app, stray)
+    assert app.extensions[db._IDLE].session is not stray
+    stray.close()

@@ -173,6 +173,31 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_docs.bp)
     # The API authenticates every call with a bearer token, not a cookie, so CSRF cannot apply.
     csrf.exempt(api.bp)
+    # Two extensions' hooks run on every request and have nothing to do in the API's: Flask-WTF's
+    # check works out from six lookups that the blueprint is exempt, Flask-Login's remember-me
+    # cookie belongs to sign-in by form. Asked of the blueprint first, they are skipped there.
+    from flask_login import LoginManager
+
+    _skip_in_api(app.before_request_funcs[None], lambda hook: getattr(hook, "__module__", "") == "flask_wtf.csrf")
+    _skip_in_api(app.after_request_funcs[None], lambda hook: isinstance(getattr(hook, "__self__", None), LoginManager)
+                 and hook.__name__ == "_update_remember_cookie")
+
+
+def _skip_in_api(hooks: list[Any], is_it: Callable[[Any], bool]) -> None:
+    """Wrap the one hook among `hooks` that `is_it` so it does not run in the API blueprint's
+    requests (an after-request hook hands the response on untouched)."""
+    from flask import request
+
+    for i, hook in enumerate(hooks):
+        if is_it(hook):
+            def skipping(*response: Any, _hook: Any = hook) -> Any:
+                if request._get_current_object().blueprint == "api":  # type: ignore[attr-defined]
+                    return response[0] if response else None
+                return _hook(*response)
+
+            hooks[i] = skipping
+            return
+    raise RuntimeError("an extension's request hook was not found; was it upgraded?")
 
 
 def register_errorhandlers(app: Flask) -> None:

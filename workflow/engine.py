@@ -147,8 +147,10 @@ def _load_case(session: Session, case_id: int) -> Case | None:
         return session.execute(_case_query(), {"case_id": case_id}).unique().scalar_one_or_none()
     case = rows.loaded(Case, first[:n_case])
     permit = rows.loaded(Permit, first[n_case + n_doc:]) if permit_id is not None else None
-    set_committed_value(case, "documents", documents)
-    set_committed_value(case, "permit", permit)
+    set_committed_value(case, "documents", documents)  # a collection: the ORM makes its list
+    # A one-to-one the new object has never had: its loaded value is the object, which is all
+    # set_committed_value would record for it.
+    case.__dict__["permit"] = permit
     rows.attach(session, case, *documents, *([permit] if permit is not None else []))
     return case
 
