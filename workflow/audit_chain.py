@@ -24,6 +24,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from . import rows
+
 # The encoding and the hash themselves live in chain_encoding (no database imports), so the
 # bench's bare baseline computes them exactly as the engine does.
 from .chain_encoding import ENCODER as _ENCODER, _escape, canonical, chain_hash, entry_hash, moment  # noqa: F401
@@ -48,11 +50,12 @@ def snapshot_text(case: Case) -> str:
     documents = [
         {"id": d.id, "kind": d.kind, "name": d.original_name, "sha256": d.sha256, "superseded": d.superseded,
          "tranche_id": d.tranche_id}
-        for d in case.documents
+        for d in map(rows.plain, case.documents)  # every column read: plain attributes (rows.plain)
     ]
+    c = rows.plain(case)
     return _ENCODER.encode({
-        "case_id": case.id, "kind": case.kind, "state": case.state, "version": case.version,
-        "organization_id": case.organization_id, "data": case.data or {}, "documents": documents,
+        "case_id": c.id, "kind": c.kind, "state": c.state, "version": c.version,
+        "organization_id": c.organization_id, "data": c.data or {}, "documents": documents,
     })
 
 

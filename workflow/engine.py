@@ -96,6 +96,13 @@ def can_see(user: User | Actor, case: Case) -> bool:
     return user.is_staff and case.submitted_at is not None and in_jurisdiction(user, case)
 
 
+def standing(user: User | Actor, case: Case) -> tuple[bool, bool, bool]:
+    """(can_see, is_member, in_jurisdiction) of the pair, each worked out once: the rules of an
+    action ask the last two again (see _may_use)."""
+    member, juris = is_member(user, case), in_jurisdiction(user, case)
+    return member or (user.is_staff and case.submitted_at is not None and juris), member, juris
+
+
 @functools.cache
 def _case_query():  # type: ignore[no-untyped-def]
     """The case with its permit and documents, as ORM entities; built once (statement and loader
@@ -234,9 +241,9 @@ def allowed_actions(session: Session, case: Case, user: User | Actor) -> list[st
     """What `user` may do to `case` now: the API's `actions` and the buttons on the case page.
     For many cases, pass `actor_of(user)`."""
     process = registry.get(case.kind)
-    if not can_see(user, case):
+    visible, member, juris = standing(user, case)
+    if not visible:
         return []
-    member, juris = is_member(user, case), in_jurisdiction(user, case)
     names: list[str] = []
     for rule in process.rules_from(case.state):
         if rule.action not in names:
@@ -276,7 +283,8 @@ def fire(
     if not isinstance(action, str) or action not in process.actions:
         raise Invalid(_("Unknown action."), {"action": _("Unknown action.")})
     if actor is not None:
-        if not can_see(actor, case):
+        visible, member, juris = standing(actor, case)
+        if not visible:
             raise NotFound(_("No such case."))
         refuse_auditors(actor)
         if not actor.roles & process.roles_for_action(action):
@@ -289,7 +297,7 @@ def fire(
     if actor is None:
         rule, role = rules[0], SYSTEM_ROLE
     else:
-        usable = [r for r in rules if _may_use(session, process, case, actor, r)]
+        usable = [r for r in rules if _may_use(session, process, case, actor, r, member=member, juris=juris)]
         if not usable:
             raise Forbidden(_("You may not take this action on this case."))
         rule, role = usable[0], usable[0].role

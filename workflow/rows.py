@@ -14,6 +14,7 @@ ORM query, which knows how to merge a row into an object that may have changed s
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -52,6 +53,28 @@ def _mapper(cls: type) -> Any:
 def _key_positions(cls: type) -> tuple[int, ...]:
     """Where the primary key's columns are in `columns(cls)` (`id`, or a grant's `case_id`)."""
     return tuple(columns(cls).index(column) for column in _mapper(cls).primary_key)
+
+
+@functools.cache
+def _attribute_set(cls: type) -> frozenset[str]:
+    return frozenset(attributes(cls))
+
+
+def plain(obj: Any) -> Any:
+    """The object's values as plain attributes, as reading the object's would give them.
+
+    Serialising reads every column of a row (a queue page, a hundred), and each read of a mapped
+    attribute runs the ORM's descriptor, twenty-odd bytecodes. When every column is loaded,
+    a copy of the instance's dict answers the same reads at C speed. Anything else is returned
+    as it is: an object with a column expired or deferred (its reads load it), and records or
+    plain objects (their attributes are cheap already)."""
+    loaded = getattr(obj, "__dict__", None)
+    if loaded is None or _STATE not in loaded or not loaded.keys() >= _attribute_set(type(obj)):
+        return obj
+    return SimpleNamespace(**loaded)
+
+
+_STATE = "_sa_instance_state"  # in the dict of every instance the ORM manages
 
 
 def identity(cls: type, id_: Any) -> Any:

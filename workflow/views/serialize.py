@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .. import rows
 from ..engine import Actor, allowed_actions
 from ..models import AuditEntry, Case, Permit, User
 
@@ -15,24 +16,25 @@ def iso(value: datetime | None) -> str | None:
 
 
 def case_json(session: Session, case: Case, user: User | Actor) -> dict[str, Any]:
+    c = rows.plain(case)  # every column is read: plain attributes, not the ORM's descriptors
     return {
-        "id": case.id,
-        "kind": case.kind,
-        "state": case.state,
-        "version": case.version,
-        "organization_id": case.organization_id,
-        "data": case.data or {},
+        "id": c.id,
+        "kind": c.kind,
+        "state": c.state,
+        "version": c.version,
+        "organization_id": c.organization_id,
+        "data": c.data or {},
         "documents": [
             {"id": d.id, "kind": d.kind, "name": d.original_name, "size": d.size, "sha256": d.sha256,
              "uploaded_at": iso(d.uploaded_at)}
-            for d in case.documents if not d.superseded
+            for d in map(rows.plain, case.documents) if not d.superseded
         ],
         "actions": allowed_actions(session, case, user),
-        "created_at": iso(case.created_at),
-        "updated_at": iso(case.updated_at),
-        "due_at": iso(case.due_at),
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+        "due_at": iso(c.due_at),
         "permit_number": case.permit.number if case.permit else None,
-        **({"grant": _grant_json(session, case)} if case.kind == "grant_request" else {}),
+        **({"grant": _grant_json(session, case)} if c.kind == "grant_request" else {}),
     }
 
 
