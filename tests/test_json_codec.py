@@ -126,6 +126,9 @@ def test_id_array_is_postgresql_array_text(app: Any, backend: Any) -> None:
     b'[18446744073709551615, -9223372036854775808, 123456789012345678]',
     b'{"iban": "IR123456789012345678901234", "x": NaN}',
     '{"x": "\\ud800"}',
+    b'[18446744073709551616]',                                   # past 64 bits: orjson says a float
+    '{"n": 18446744073709551616, "t": "کرمان"}',          # the same, in text with Persian
+    '{"t": "۱۲۳۴۵۶۷۸۹۰۱۲۳۴۵۶۷۸۹۰", "n": 123456789012345678}',  # Persian digits are no run
 ])
 def test_loads_edges_read_as_json_reads(raw: Any) -> None:
     expected = json.loads(raw)

@@ -257,7 +257,8 @@ def session() -> Session:
     sess = ctx.g.get("db_session")
     if sess is None:
         sess = ctx.g.db_session = _take_session(ctx.app)
-        sess.info[_READING] = has_request_context() and request.method in READING_METHODS
+        sess.info[_READING] = has_request_context() and \
+            request._get_current_object().method in READING_METHODS  # type: ignore[attr-defined]
     return sess  # type: ignore[no-any-return]
 
 
@@ -270,7 +271,7 @@ def _forget_write(sess: Session) -> None:
 
 
 def _close_session(exc: BaseException | None) -> None:
-    sess = g.pop("db_session", None)
+    sess = g._get_current_object().pop("db_session", None)  # type: ignore[attr-defined]
     if sess is not None:
         end_request(sess, exc, reading=bool(sess.info.get(_READING)))
         _put_back(current_app._get_current_object(), sess)  # type: ignore[attr-defined]

@@ -334,7 +334,7 @@ def fire(
         # through the attributes' change events: _write_case or _write_rest puts it in the
         # transition's one UPDATE, with whatever the machine and the effects changed (an
         # effect's flush writes only those), so the version moves by exactly one.
-        thursday_off = current_app.config["THURSDAY_OFF"]
+        thursday_off = current_app._get_current_object().config["THURSDAY_OFF"]  # type: ignore[attr-defined]
         due = due_at(process, rule.dest, now, days_off, thursday_off=thursday_off)
         events = state_events(process, rule.dest, now, due, holidays=days_off, thursday_off=thursday_off)
         book: dict[str, Any] = {"updated_at": now, "state_entered_at": now, "due_at": due,

@@ -76,7 +76,7 @@ def _finish(response: Response) -> Response:
 
 def _end(_exc: BaseException | None) -> None:
     # Only the request _begin saw: a request context pushed by other code (a test's) ends here too.
-    token = request.environ.pop(_TOKEN, None)
+    token = request._get_current_object().environ.pop(_TOKEN, None)  # type: ignore[attr-defined]
     if token is None:
         return
     metrics.IN_PROGRESS.dec()

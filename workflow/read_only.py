@@ -35,7 +35,7 @@ def check_request(user: User | None) -> None:
 def register(app: Flask) -> None:
     @app.before_request
     def _auditors_read_only() -> None:
-        if request.path.startswith("/api/"):
+        if request._get_current_object().path.startswith("/api/"):  # type: ignore[attr-defined]
             return  # the API's own before_request knows the bearer's user
         user = current_user._get_current_object() if current_user and current_user.is_authenticated else None
         check_request(user)

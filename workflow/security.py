@@ -139,7 +139,7 @@ def register(app: Flask) -> None:
     def _expire_session():  # type: ignore[no-untyped-def]
         # The API authenticates by bearer token; a cookie sent along is not what signs it in.
         # No Cookie header (every API call): nothing to look at, and nothing parsed to find that out.
-        if "HTTP_COOKIE" not in request.environ or cookie_name not in request.cookies or \
+        if "HTTP_COOKIE" not in request._get_current_object().environ or cookie_name not in request.cookies or \
                 "_user_id" not in session or request.path.startswith("/api/"):
             return None
         now = clock()

@@ -157,7 +157,7 @@ def upload_document(case_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/applications/<int:case_id>/transitions")
 def transition(case_id: int):  # type: ignore[no-untyped-def]
     data = body()
-    session, user = db.session(), g.api_user
+    session, user = db.session(), g._get_current_object().api_user  # type: ignore[attr-defined]
     # The rules ask the user's roles and jurisdiction a dozen times (visibility, the answer's
     # actions); an Actor answers from a tuple. The engine itself is given the user (effects
     # sign letters with the name).

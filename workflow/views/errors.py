@@ -63,10 +63,13 @@ def unstorable(value: Any) -> bool:
     return False
 
 
+# `proxy._get_current_object().name` rather than `proxy.name` on the request path: reading an
+# attribute a werkzeug LocalProxy does not define first fails (an AttributeError is made, with
+# its message) before the proxy's __getattr__ finds it; the whole app pays that on every request.
 def checked_json() -> Any:
     """The JSON body _refuse_nul parsed and found storable, or None if it did not (not JSON by
     its Content-Type, malformed, too large to look at before the view, or JSON's null)."""
-    return g.get("checked_json")
+    return g._get_current_object().get("checked_json")  # type: ignore[attr-defined]
 
 
 def json_or_400(text: str | bytes) -> Any:
@@ -85,7 +88,7 @@ def register(app: Flask) -> None:
     def _refuse_nul():  # type: ignore[no-untyped-def]
         """NUL never belongs in text, and PostgreSQL refuses it deep inside a query: stop it here."""
         req = request._get_current_object()  # type: ignore[attr-defined]  # looked up once, not per use
-        limit = current_app.config["API_MAX_BODY_BYTES"]
+        limit = current_app._get_current_object().config["API_MAX_BODY_BYTES"]  # type: ignore[attr-defined]
         path = req.path
         # The API's JSON bodies are small; only its upload route takes files. Set the limit
         # before anything reads the body, or the stream is already open without it.
