@@ -1,7 +1,7 @@
 """Throughput of HTTP transitions: the real app against a bare Flask + psycopg baseline.
 
     .venv/bin/python bench/transitions.py [--cases N] [--seconds S] [--clients 1,16]
-                                          [--worker-class gthread|sync] [--workers W] [--threads T]
+                                          [--rounds R] [--worker-class gthread|sync] [--workers W] [--threads T]
                                           [--trace] [--profile N] [--bytecodes N]
 
 What it does, on loopback only:
@@ -11,10 +11,12 @@ What it does, on loopback only:
      N-1 more organisations, each with its own applicant, and submitted cases (with their
      statute and audit rows) copied from it in SQL, so each case is as valid as the first and
      has its own NGO;
-  3. serves `wsgi:app` with gunicorn and, for each client count, POSTs
-     /api/v1/applications/<id>/transitions {"action": "accept", "version": v} on distinct
-     submitted cases (each case once) for S seconds, timing every request;
-  4. does the same against bench/bare_app.py under the same gunicorn settings;
+  3. serves `wsgi:app` and bench/bare_app.py, each with gunicorn under the same settings, and,
+     for each client count, POSTs /api/v1/applications/<id>/transitions {"action": "accept",
+     "version": v} on distinct submitted cases (each case once) for S seconds per app, timing
+     every request. The apps take turns (--rounds slices each, the order reversed every round),
+     so other work on the shared cores weighs on both alike;
+  4. sums each app's slices;
   5. prints transitions/s, p50, p99 and errors per run, the CPU each transition cost the server
      (gunicorn's processes) and the database (the bench database's backends), and the real/bare ratio.
 
@@ -30,6 +32,7 @@ machine's cores, so absolute numbers are lower than on a dedicated server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import http.client
 import io
@@ -214,6 +217,17 @@ class Result:
     server_cpu: float = float("nan")  # seconds of CPU used by gunicorn (master and workers) in the run
     db_cpu: float = float("nan")      # seconds of CPU used by the database's backends in the run
 
+    def absorb(self, part: "Result") -> None:
+        """Add a slice of the same app and client count (measure's rounds)."""
+        self.ok += part.ok
+        self.errors += part.errors
+        self.elapsed += part.elapsed
+        self.latencies.extend(part.latencies)
+        self.exhausted |= part.exhausted
+        self.error_samples.extend(part.error_samples[: max(0, 5 - len(self.error_samples))])
+        self.server_cpu += part.server_cpu
+        self.db_cpu += part.db_cpu
+
     @property
     def rate(self) -> float:
         return self.ok / self.elapsed if self.elapsed else 0.0
@@ -341,31 +355,49 @@ def _backends(setup: Setup) -> list[int]:
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
 
 
-def measure(label: str, target: str, setup: Setup, cases: Cases, args: argparse.Namespace) -> list[Result]:
+def measure(apps: list[tuple[str, str]], setup: Setup, cases: Cases,
+            args: argparse.Namespace) -> dict[str, list[Result]]:
+    """Serve every app at once and, for each client count, load them in turns: `args.rounds`
+    slices of `args.seconds / args.rounds` each, the order reversed every round (real, bare,
+    bare, real, ...). Other work on these shared cores comes and goes by the second; measured one
+    after the other, a burst of it during one app's run and not the other's moved the ratio by a
+    tenth. In turns, both see the same machine. A slice's CPU is the app's: the other server is
+    idle meanwhile, and the database's backends are all counted (only the loaded app's work)."""
     env = {"DATABASE_URL": setup.url, "REDIS_URL": "", "SECRET_KEY": "x", "UPLOAD_DIR": str(setup.upload_dir),
            "FLASK_ENV": "", "WORKFLOW_CONFIG": ""}
-    server = Gunicorn(target, env, workers=args.workers, threads=args.threads, worker_class=args.worker_class)
-    results = []
-    with server:
+    servers = {label: Gunicorn(target, env, workers=args.workers, threads=args.threads,
+                               worker_class=args.worker_class) for label, target in apps}
+    results: dict[str, list[Result]] = {label: [] for label in servers}
+    with contextlib.ExitStack() as stack:
+        for server in servers.values():
+            stack.enter_context(server)
         # Warm-up, not recorded: every worker opens its database connections and fills its caches.
-        load(server.port, cases, setup.version, setup.tokens, max(args.clients), args.warmup, label)
-        assert server.proc is not None
+        for label, server in servers.items():
+            load(server.port, cases, setup.version, setup.tokens, max(args.clients), args.warmup, label)
         for clients in args.clients:
-            # CPU time, unlike throughput, is not skewed by other work on the machine: it shows
-            # what one transition costs the server and the database.
-            cpu0 = _cpu_seconds(_process_group(server.proc.pid))
-            db0 = _cpu_seconds(_backends(setup))
-            r = load(server.port, cases, setup.version, setup.tokens, clients, args.seconds, label)
-            r.server_cpu = _cpu_used(cpu0, _cpu_seconds(_process_group(server.proc.pid)))
-            r.db_cpu = _cpu_used(db0, _cpu_seconds(_backends(setup)))
-            results.append(r)
-            print(f"  {label:<5} {clients:>3} clients: {r.rate:7.1f} transitions/s  p50 {r.pct(.5):6.1f} ms  "
-                  f"p99 {r.pct(.99):6.1f} ms  errors {r.errors}  CPU/transition: server "
-                  f"{r.per_transition(r.server_cpu):.2f} ms, database {r.per_transition(r.db_cpu):.2f} ms"
-                  + ("  (ran out of cases)" if r.exhausted else ""),
-                  flush=True)
-            for sample in r.error_samples:
-                print(f"        e.g. {sample}")
+            totals = {label: Result(label, clients, server_cpu=0.0, db_cpu=0.0) for label in servers}
+            for round_ in range(args.rounds):
+                for label in (list(servers) if round_ % 2 == 0 else list(reversed(servers))):
+                    proc = servers[label].proc
+                    assert proc is not None
+                    # CPU time, unlike throughput, is not skewed by other work on the machine: it
+                    # shows what one transition costs the server and the database.
+                    cpu0 = _cpu_seconds(_process_group(proc.pid))
+                    db0 = _cpu_seconds(_backends(setup))
+                    part = load(servers[label].port, cases, setup.version, setup.tokens, clients,
+                                args.seconds / args.rounds, label)
+                    part.server_cpu = _cpu_used(cpu0, _cpu_seconds(_process_group(proc.pid)))
+                    part.db_cpu = _cpu_used(db0, _cpu_seconds(_backends(setup)))
+                    totals[label].absorb(part)
+            for label, r in totals.items():
+                results[label].append(r)
+                print(f"  {label:<5} {clients:>3} clients: {r.rate:7.1f} transitions/s  p50 {r.pct(.5):6.1f} ms  "
+                      f"p99 {r.pct(.99):6.1f} ms  errors {r.errors}  CPU/transition: server "
+                      f"{r.per_transition(r.server_cpu):.2f} ms, database {r.per_transition(r.db_cpu):.2f} ms"
+                      + ("  (ran out of cases)" if r.exhausted else ""),
+                      flush=True)
+                for sample in r.error_samples:
+                    print(f"        e.g. {sample}")
     return results
 
 
@@ -414,8 +446,6 @@ def trace(setup: Setup, cases: Cases) -> None:
 
     BENCH_TRACE_FULL=1 prints whole statements instead of their first 150 characters.
     """
-    import contextlib
-
     from sqlalchemy import event
 
     app = in_process_app(setup)
@@ -570,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="submitted cases to create (each is used once)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
     parser.add_argument("--warmup", type=float, default=1.5, help="unrecorded load before each server's runs")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="turns the apps take at each client count (--seconds is split among them)")
     parser.add_argument("--clients", default="1,16", help="comma-separated client counts")
     parser.add_argument("--worker-class", choices=("gthread", "sync"), default=DEFAULT_WORKER_CLASS)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
@@ -605,11 +637,11 @@ def main(argv: list[str] | None = None) -> int:
             profile(setup, cases, args.profile)
         if args.bytecodes:
             bytecodes(setup, cases, args.bytecodes)
-        for label, target in (("real", "wsgi:app"), ("bare", "bench.bare_app:app")):
-            if args.only and args.only != label:
-                continue
-            print(f"measuring {label} ({target}), {args.seconds:g} s per run", flush=True)
-            results[label] = measure(label, target, setup, cases, args)
+        apps = [(label, target) for label, target in (("real", "wsgi:app"), ("bare", "bench.bare_app:app"))
+                if not args.only or args.only == label]
+        print(f"measuring {', '.join(f'{label} ({target})' for label, target in apps)}: {args.seconds:g} s "
+              f"per app and client count, in {args.rounds} turns", flush=True)
+        results = measure(apps, setup, cases, args)
     finally:
         if args.keep_db:
             print(f"kept database: {setup.url}")

@@ -408,3 +408,16 @@ def test_in_progress_counts_only_requests_being_served(app: Flask) -> None:
     from workflow import logs
 
     assert logs.context.get() is None  # nothing of a finished request lingers
+
+
+def test_text_log_time_is_formatter_s_across_seconds() -> None:
+    """TextFormatter makes the date and time once a second: each line still says its own time."""
+    from workflow.logs import TextFormatter
+
+    ours, standard = TextFormatter(), logging.Formatter()
+    record = logging.LogRecord("workflow.request", logging.INFO, __file__, 1, "x", (), None)
+    for step in (0.0, 0.25, 1.0, 59.9, 3600.0):
+        record.created += step
+        record.msecs = (record.created % 1) * 1000
+        assert ours.formatTime(record) == standard.formatTime(record)
+    assert ours.formatTime(record, "%H") == standard.formatTime(record, "%H")

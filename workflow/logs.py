@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
+
+from flask import g, has_request_context
 
 # Fields of what is being done now, for every line logged meanwhile (None: nothing in particular).
 context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
@@ -31,11 +34,10 @@ def current_request_id() -> str | None:
 
 def _user_id() -> int | None:
     """The signed-in user's id if this request has loaded one (never loads it: that is a query)."""
-    from flask import g, has_request_context
-
     if not has_request_context():
         return None
-    user = g.get("api_user") or g.get("_login_user")
+    found = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not two
+    user = found.get("api_user") or found.get("_login_user")
     return getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
 
 
@@ -75,7 +77,11 @@ class JsonFormatter(logging.Formatter):
             line["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _JSON.encode(line)
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class TextFormatter(logging.Formatter):
@@ -83,6 +89,18 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(rid)s: %(message)s")
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # Formatter's own, with the date and time of day made once a second, not per line
+        # (strftime is most of a request line's cost). One tuple, so threads never mix halves.
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime(self.default_time_format, self.converter(record.created)))
+        return self.default_msec_format % (cached[1], record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         fields = _fields(record)
