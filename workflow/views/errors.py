@@ -102,7 +102,8 @@ def register(app: Flask) -> None:
                     unstorable(v) for _k, v in req.form.items(multi=True)) or any(
                     unstorable(f.filename) for _k, f in req.files.items(multi=True)))):  # stored as the name
             abort(400)
-        if req.is_json and req.content_length and req.content_length <= limit:
+        length = req.content_length  # parsed from the header at each read: once
+        if length and length <= limit and req.is_json:
             try:
                 data = req.get_json(silent=True)
             except RecursionError:
