@@ -289,9 +289,11 @@ def fire(
         refuse_auditors(actor)
         if not actor.roles & process.roles_for_action(action):
             raise Forbidden(_("Your roles do not allow this action."))
-    if version is not None and version != case.version:
+    # Read once: each read of a mapped attribute runs the ORM's descriptor.
+    case_id, from_state, version_read = case.id, case.state, case.version
+    if version is not None and version != version_read:
         raise Conflict(_("This case was changed by someone else; reload it and try again."))
-    rules = process.rules_for(action, case.state)
+    rules = process.rules_for(action, from_state)
     if not rules:
         raise Conflict(_("This action is not possible in the case's current state."))
     if actor is None:
@@ -320,8 +322,6 @@ def fire(
             raise Invalid(_("The application is not complete."), errors)
 
     now = now or utcnow()
-    from_state = case.state
-    version_read = case.version
     try:
         # What the actor saw, frozen before anything changes; its hash goes into the entry, and
         # the text is stored with the entry (_write_entry).
@@ -348,7 +348,7 @@ def fire(
         # Effects may add to what the entry records (the hash of a letter they issued, say).
         recorded = dict(details or {})
         process.fire(case, action, session=session, actor=actor, now=now, comment=text, values=recorded)
-        link = {"case_id": case.id, "seq": case.last_seq, "at": now, "actor_id": actor.id if actor else None,
+        link = {"case_id": case_id, "seq": book["last_seq"], "at": now, "actor_id": actor.id if actor else None,
                 "role": role, "action": action, "from_state": from_state, "to_state": case.state,
                 "comment": text or None, "details": recorded or None, "snapshot_hash": snapshot_hash}
         prev_hash = case.head_hash
@@ -376,7 +376,7 @@ def fire(
 
         for notification_id in note_ids:
             enqueue_after_commit(session, "jobs.notify.deliver", notification_id)
-    return Recorded(entry_id, case.id, link["seq"], action, from_state, link["to_state"], link_hash)
+    return Recorded(entry_id, case_id, link["seq"], action, from_state, link["to_state"], link_hash)
 
 
 @functools.cache
