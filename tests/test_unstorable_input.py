@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import PDF, Api, good_data
 from tests.test_grants import create_programme, issue_permit, open_request, to_decision
-from workflow.views.errors import MAX_DEPTH, unstorable
+from workflow.views.errors import MAX_DEPTH, unstorable, unstorable_json
 
 CREATE = '{"kind": "permit_issuance", "organization_id": %d, "data": {"name": %s}}'
 
@@ -120,3 +120,22 @@ def test_an_idempotency_key_that_cannot_be_stored_is_400(api: Api) -> None:
     assert api.post("/api/v1/applications", "ngo", body, headers={"Idempotency-Key": "a\x00b"}).status_code == 400
     assert api.post("/api/v1/applications", "ngo", body, headers={"Idempotency-Key": "a-b"}).status_code == 201
 
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": "plain", "b": [1, 2, {"c": null}]}', b'{"a": "ab\\u0000c"}', b'{"a": "\\ud800"}',
+    b'{"a": "\\ud83d\\ude00"}', b'{"a": "\xed\xa0\x80"}', '{"a": "\ud7a3 \u06a9"}'.encode(),
+    b"[" * MAX_DEPTH + b"]" * MAX_DEPTH, b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1),
+    b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}',
+])
+def test_the_text_shortcut_says_what_the_walk_says(raw: bytes) -> None:
+    """unstorable_json skips the walk only where the JSON text rules out what it looks for."""
+    data = json.loads(raw)  # the standard library, as the app's request parser
+    assert unstorable_json(raw, data) == unstorable(data)
+
+
+def test_surrogate_bytes_in_a_json_body_are_400(api: Api) -> None:
+    # Not an escape: the bytes UTF-8 would give U+D800, which json.loads lets through.
+    r = api.client.post("/api/v1/token", data=b'{"email": "\xed\xa0\x80", "password": "x"}',
+                        headers={"Content-Type": "application/json"})
+    assert r.status_code == 400

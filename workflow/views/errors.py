@@ -63,6 +63,17 @@ def unstorable(value: Any) -> bool:
     return False
 
 
+def unstorable_json(raw: bytes, data: Any) -> bool:
+    """unstorable(data) for `data` parsed from the JSON text `raw`, without walking it when the
+    text cannot hold anything unstorable. NUL and lone surrogates reach decoded text only by a
+    \\u escape or, surrogates, by their bytes (0xED 0xA0-0xBF, which the standard library's
+    parser lets through); a raw control character is refused by the parser; and nesting past
+    MAX_DEPTH takes more than MAX_DEPTH brackets (one inside a string only counts too many)."""
+    if b"\\u" not in raw and b"\xed" not in raw and raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    return unstorable(data)
+
+
 # `proxy._get_current_object().name` rather than `proxy.name` on the request path: reading an
 # attribute a werkzeug LocalProxy does not define first fails (an AttributeError is made, with
 # its message) before the proxy's __getattr__ finds it; the whole app pays that on every request.
@@ -108,7 +119,7 @@ def register(app: Flask) -> None:
                 data = req.get_json(silent=True)
             except RecursionError:
                 abort(400)
-            if unstorable(data):
+            if unstorable_json(req.get_data(cache=True), data):
                 abort(400)
             g.checked_json = data  # the API's body() takes it from here rather than parse it again
         return None
