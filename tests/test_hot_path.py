@@ -148,3 +148,36 @@ def test_lazy_description_describes_as_psycopg_does(app, backend):
         assert cursor.description is None
         cursor.execute("SELECT")
         assert cursor.description is not None and len(cursor.description) == 0
+
+
+@pytest.mark.parametrize("flushes", [False, True])
+def test_an_effect_s_own_bookkeeping_wins_and_the_version_moves_once(app, api, world, monkeypatch, flushes):
+    """fire puts its bookkeeping in the case's loaded state and its one UPDATE; an effect that
+    sets one of those columns itself (and may flush, as issuing a permit does) is what lands."""
+    from datetime import datetime, timezone
+
+    from workflow.process import Process
+
+    case_id = api.ready()
+    chosen = datetime(2031, 5, 5, 12, 0, tzinfo=timezone.utc)
+    fire = Process.fire
+
+    def with_effect(self: Any, case: Any, action: str, **context: Any) -> None:
+        fire(self, case, action, **context)
+        case.next_event_at = chosen
+        if flushes:
+            context["session"].flush()
+
+    monkeypatch.setattr(Process, "fire", with_effect)
+    with app.test_request_context():
+        with db.new_session() as session:
+            user = accounts.load_user(session, world.users["ngo"])
+            case = engine.get_case(session, user, case_id)
+            version = case.version
+            recorded = engine.fire(session, case, "submit", user, version=version)
+            session.commit()
+            assert case.next_event_at == chosen and case.version == version + 1
+        with db.new_session() as session:
+            row = session.execute(select(Case.state, Case.version, Case.next_event_at, Case.last_seq,
+                                         Case.head_hash).where(Case.id == case_id)).one()
+    assert tuple(row) == ("submitted", version + 1, chosen, recorded.seq, recorded.hash)

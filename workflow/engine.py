@@ -410,11 +410,12 @@ def _write_case(session: Session, case: Case, book: dict[str, Any]) -> None:
     state = instance_state(case)
     columns = _case_columns()
     values = state.dict
-    changed = {
+    # Every value as the object holds it now: an effect that set a bookkeeping column itself wins.
+    changed = {key: values[key] for key in book}
+    changed.update({
         key: values[key] for key, old in state.committed_state.items()
         if key in columns and (old is NO_VALUE or old != values[key])
-    }
-    changed.update(book)
+    })
     changed["version"] = case.version + 1
     result = driver_sql.run(
         session, _case_update(),
@@ -438,11 +439,11 @@ def _write_case(session: Session, case: Case, book: dict[str, Any]) -> None:
 def _write_rest(session: Session, case: Case, book: dict[str, Any]) -> None:
     """The bookkeeping and chain head of a case an effect already flushed, without moving its
     version again (the effect's flush made this transition's one version step)."""
-    columns = _case_columns()
+    columns, values = _case_columns(), case.__dict__
     table = Case.__table__
-    driver_sql.transaction_connection(session).execute(
+    driver_sql.transaction_connection(session).execute(  # as the object holds them: an effect's own wins
         table.update().where(table.c.id == case.id, table.c.version == case.version)
-        .values({columns[key]: value for key, value in book.items()}))
+        .values({columns[key]: values[key] for key in book}))
 
 
 @functools.cache

@@ -39,6 +39,7 @@ _HEADER_KEYS = tuple((name.lower(), (name, value)) for name, value in HEADERS)
 # Where observability.py leaves the request's id for with_headers to echo.
 REQUEST_ID = "workflow.request_id"
 HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+_HSTS_KEY = HSTS[0].lower()
 
 # The last-seen stamp is rewritten at most this often, so an active user's cookie is not
 # re-signed and re-sent on every request; the idle timeout is exact to within this.
@@ -112,7 +113,7 @@ def with_headers(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             present = {name.lower() for name, _value in headers}
             headers += [header for key, header in _HEADER_KEYS if key not in present]
-            if environ.get("wsgi.url_scheme") == "https":
+            if environ.get("wsgi.url_scheme") == "https" and _HSTS_KEY not in present:
                 headers.append(HSTS)
             request_id = environ.get(REQUEST_ID)
             if request_id is not None:
