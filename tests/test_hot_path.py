@@ -1,8 +1,8 @@
 """The transition endpoint's shortcuts (issue 2's bench) change nothing a caller can see.
 
-The bearer's user and the case are read with Core and made into session objects by
-workflow/rows.py; these tests hold them to what the ORM query returns, and show that nothing
-about a user outlives the request that read it. psycopg's cursor description is made lazily
+The case is read with Core and made into session objects by workflow/rows.py, the bearer
+into an accounts.Principal; these tests hold them to what the ORM returns, and show that
+nothing about a user outlives the request that read it. psycopg's cursor description is made lazily
 (workflow/db.py); it must describe every result as psycopg does.
 """
 from __future__ import annotations
@@ -181,3 +181,24 @@ def test_an_effect_s_own_bookkeeping_wins_and_the_version_moves_once(app, api, w
             row = session.execute(select(Case.state, Case.version, Case.next_event_at, Case.last_seq,
                                          Case.head_hash).where(Case.id == case_id)).one()
     assert tuple(row) == ("submitted", version + 1, chosen, recorded.seq, recorded.hash)
+
+
+def test_the_bearer_reads_as_its_user(app, api, world):
+    """accounts.Principal: what the token query read, equal to the ORM user's; anything else is
+    read from the user itself, loaded in the request's session on first need."""
+    token = api.token("intake")
+    with app.test_request_context():
+        with db.new_session() as session:
+            expected = accounts.load_user(session, world.users["intake"])
+            bearer = accounts.user_for_token(db.session(), token)
+            assert isinstance(bearer, accounts.Principal) and bearer._record is None
+            for name in (*accounts.Principal.COLUMNS, "roles", "organization_ids", "is_staff", "is_active"):
+                assert getattr(bearer, name) == getattr(expected, name), name
+            assert bearer.has_role("intake", "admin") and not bearer.has_role("admin")
+            assert engine.actor_of(bearer) == engine.actor_of(expected)
+            with pytest.raises(AttributeError):
+                bearer._not_a_column  # noqa: B018 - a private name never reaches the user
+            assert bearer._record is None
+            # Not held: read from the user, loaded once into the request's session.
+            assert bearer.province.id == expected.province_id and bearer.created_at == expected.created_at
+            assert bearer.record is bearer.record and inspect(bearer.record).session is db.session()

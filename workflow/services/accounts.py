@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from .. import driver_sql, passwords, rows
 from ..errors import Conflict, Invalid
 from ..models import (
-    ROLES, ApiToken, County, Membership, Notification, Organization, Province, User, UserRole, utcnow,
+    ROLES, STAFF_ROLES, ApiToken, County, Membership, Notification, Organization, Province, User, UserRole, utcnow,
 )
 from ..text import name_key, normalize_line
 
@@ -182,7 +182,7 @@ def _token_query():  # type: ignore[no-untyped-def]
     )
 
 
-def user_for_token(session: Session, token: str) -> User | None:
+def user_for_token(session: Session, token: str) -> Principal | None:
     """The bearer token's user, with roles and memberships, in one query."""
     rows.flush_pending(session)
     row = driver_sql.run(session, _token_query(), {"token_hash": ApiToken.hash(token)}).one_or_none()
@@ -191,4 +191,56 @@ def user_for_token(session: Session, token: str) -> User | None:
     expires_at, is_active = row[-1], row[rows.position(User, "is_active_flag")]
     if expires_at <= utcnow() or not is_active:
         return None
-    return _principal(session, row)
+    return Principal(row)
+
+
+@functools.cache
+def _principal_positions() -> tuple[int, ...]:
+    return tuple(rows.position(User, name) for name in Principal.COLUMNS)
+
+
+class Principal:
+    """The API's bearer as the rules, the services and the request log read it: the user's own
+    columns, roles, organisations and jurisdiction, made from the token query's row. An ORM
+    User made for every call (its identity, attached to the session, then its attributes read
+    through the ORM's descriptors a few dozen times) cost more than the call's SQL; the few
+    endpoints that need more of the user (/me: its province and organisations) read it from
+    `record`, the ORM object, loaded in the request's session the first time it is asked for.
+    Any attribute not held here is read from it, so the bearer stands in for the User."""
+
+    COLUMNS = ("id", "email", "name", "province_id", "county_id", "locale", "money_unit")
+    __slots__ = (*COLUMNS, "roles", "organization_ids", "is_staff", "_record")
+    is_authenticated = True  # as Flask-Login's UserMixin says of a User
+    is_active = True  # an inactive user's token finds no one (user_for_token)
+
+    def __init__(self, row: Any) -> None:
+        (self.id, self.email, self.name, self.province_id, self.county_id, self.locale,
+         self.money_unit) = (row[i] for i in _principal_positions())
+        n = len(rows.columns(User))
+        self.roles: frozenset[str] = frozenset(filter(None, (row[n] or "").split(",")))
+        self.organization_ids: frozenset[int] = frozenset(int(x) for x in (row[n + 1] or "").split(",") if x)
+        self.is_staff = bool(self.roles & STAFF_ROLES)
+        self._record: User | None = None
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def record(self) -> User:
+        """The user as an object of the request's session (roles and memberships primed)."""
+        if self._record is None:
+            from .. import db
+
+            found = load_user(db.session(), self.id)
+            if found is None:  # deleted since the token was read: as if the token had found no one
+                raise LookupError(f"user {self.id} is gone")
+            self._record = found
+        return self._record
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # a slot not set, or a protocol probe (copy, pickle): not the user's
+            raise AttributeError(name)
+        return getattr(self.record, name)
+
+    def __repr__(self) -> str:
+        return f"<Principal {self.id} {self.email}>"

@@ -157,12 +157,10 @@ def upload_document(case_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/applications/<int:case_id>/transitions")
 def transition(case_id: int):  # type: ignore[no-untyped-def]
     data = body()
+    # The bearer (accounts.Principal) holds what the rules ask, roles and jurisdiction, as plain
+    # attributes: visibility, the action's rules and the answer's actions read them a dozen times.
     session, user = db.session(), g._get_current_object().api_user  # type: ignore[attr-defined]
-    # The rules ask the user's roles and jurisdiction a dozen times (visibility, the answer's
-    # actions); an Actor answers from a tuple. The engine itself is given the user (effects
-    # sign letters with the name).
-    actor = engine.actor_of(user)
-    case = engine.get_case(session, actor, case_id)
+    case = engine.get_case(session, user, case_id)
     action, version, comment = data.get("action"), data.get("version"), data.get("comment")
     fields = {}
     if not isinstance(action, str) or not action:
@@ -176,7 +174,7 @@ def transition(case_id: int):  # type: ignore[no-untyped-def]
     values = {k: v for k, v in data.items() if k not in ("action", "version", "comment")}
     engine.fire(session, case, action, user, version=version, comment=comment, values=values)
     commit()
-    return jsonify(case_json(session, case, actor))
+    return jsonify(case_json(session, case, user))
 
 
 @bp.get("/applications/<int:case_id>/history")
