@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from datetime import date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -59,11 +59,10 @@ class Recorded(NamedTuple):
     hash: str
 
 
-class Actor(NamedTuple):
-    """What the rules below read of a user, read once. A User's attributes are the ORM's (each read
-    runs a descriptor, `roles` and `is_staff` a property too); a queue page asks them of every case
-    it lists, a few dozen reads per case. Anywhere these functions take a user, an Actor of it
-    answers the same; it is a snapshot, so take it where the user no longer changes (a page)."""
+class Actor(Protocol):
+    """What the rules below read of a user. A User answers; so does the API's bearer
+    (accounts.Principal), whose attributes are plain where a User's are the ORM's descriptors and
+    properties: a queue page asks them of every case it lists, a few dozen reads per case."""
 
     id: int
     roles: frozenset[str]
@@ -71,10 +70,6 @@ class Actor(NamedTuple):
     province_id: int | None
     county_id: int | None
     is_staff: bool
-
-
-def actor_of(user: User) -> Actor:
-    return Actor(user.id, user.roles, user.organization_ids, user.province_id, user.county_id, user.is_staff)
 
 
 def in_jurisdiction(user: User | Actor, case: Case) -> bool:
@@ -91,14 +86,13 @@ def is_member(user: User | Actor, case: Case) -> bool:
 
 
 def can_see(user: User | Actor, case: Case) -> bool:
-    if is_member(user, case):
-        return True
-    return user.is_staff and case.submitted_at is not None and in_jurisdiction(user, case)
+    return standing(user, case)[0]
 
 
 def standing(user: User | Actor, case: Case) -> tuple[bool, bool, bool]:
     """(can_see, is_member, in_jurisdiction) of the pair, each worked out once: the rules of an
-    action ask the last two again (see _may_use)."""
+    action ask the last two again (see _may_use). Members see their cases; staff, the submitted
+    cases of their jurisdiction."""
     member, juris = is_member(user, case), in_jurisdiction(user, case)
     return member or (user.is_staff and case.submitted_at is not None and juris), member, juris
 
@@ -238,8 +232,7 @@ def _may_use(session: Session, process: Process, case: Case, user: User | Actor,
 
 
 def allowed_actions(session: Session, case: Case, user: User | Actor) -> list[str]:
-    """What `user` may do to `case` now: the API's `actions` and the buttons on the case page.
-    For many cases, pass `actor_of(user)`."""
+    """What `user` may do to `case` now: the API's `actions` and the buttons on the case page."""
     process = registry.get(case.kind)
     visible, member, juris = standing(user, case)
     if not visible:

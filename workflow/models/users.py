@@ -22,6 +22,13 @@ ROLES = ("applicant", "intake", "expert", "director", "finance", "auditor", "adm
 STAFF_ROLES = frozenset({"intake", "expert", "director", "finance", "auditor", "admin"})
 
 
+def parse_grants(roles: str | None, organization_ids: str | None) -> tuple[frozenset[str], frozenset[int]]:
+    """A user's roles and organisation ids from the comma-joined lists the user queries
+    aggregate (services/accounts.py): what `User.prime` and the API's bearer hold."""
+    return (frozenset(filter(None, (roles or "").split(","))),
+            frozenset(int(x) for x in (organization_ids or "").split(",") if x))
+
+
 class User(UserMixin, Base):
     __tablename__ = "users"
 
@@ -61,8 +68,7 @@ class User(UserMixin, Base):
         return primed if primed is not None else frozenset(m.organization_id for m in self.memberships)
 
     def prime(self, roles: str | None, organization_ids: str | None) -> None:
-        self.__dict__["_primed_roles"] = frozenset(filter(None, (roles or "").split(",")))
-        self.__dict__["_primed_org_ids"] = frozenset(int(x) for x in (organization_ids or "").split(",") if x)
+        self.__dict__["_primed_roles"], self.__dict__["_primed_org_ids"] = parse_grants(roles, organization_ids)
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))

@@ -16,6 +16,7 @@ from ..errors import Conflict, Invalid
 from ..models import (
     ROLES, STAFF_ROLES, ApiToken, County, Membership, Notification, Organization, Province, User, UserRole, utcnow,
 )
+from ..models.users import parse_grants
 from ..text import name_key, normalize_line
 
 
@@ -217,8 +218,7 @@ class Principal:
         (self.id, self.email, self.name, self.province_id, self.county_id, self.locale,
          self.money_unit) = (row[i] for i in _principal_positions())
         n = len(rows.columns(User))
-        self.roles: frozenset[str] = frozenset(filter(None, (row[n] or "").split(",")))
-        self.organization_ids: frozenset[int] = frozenset(int(x) for x in (row[n + 1] or "").split(",") if x)
+        self.roles, self.organization_ids = parse_grants(row[n], row[n + 1])
         self.is_staff = bool(self.roles & STAFF_ROLES)
         self._record: User | None = None
 

@@ -196,9 +196,9 @@ def queue():  # type: ignore[no-untyped-def]
         session, g.api_user, kind=request.args.get("kind") or None,
         limit=limit, cursor=request.args.get("cursor") or None,
     )
-    actor = engine.actor_of(g.api_user)  # the page asks the same user's roles of every case
-    engine.remember_recommendations(session, queues.deciding(actor, items), actor)
-    return jsonify(items=[case_json(session, c, actor) for c in items], next_cursor=next_cursor)
+    bearer = g.api_user  # an accounts.Principal: the roles every case asks are plain attributes
+    engine.remember_recommendations(session, queues.deciding(bearer, items), bearer)
+    return jsonify(items=[case_json(session, c, bearer) for c in items], next_cursor=next_cursor)
 
 
 @bp.get("/permits/<number>")
