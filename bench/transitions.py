@@ -403,11 +403,13 @@ def measure(apps: list[tuple[str, str]], setup: Setup, cases: Cases,
 
 # -- diagnostics ---------------------------------------------------------------------------------
 def in_process_app(setup: Setup) -> Any:
-    from workflow import create_app
+    """The app as a gunicorn worker has it (wsgi.py): its threads hold their connections."""
+    from workflow import create_app, db
     from workflow.config import TestConfig
 
     app = create_app(TestConfig(DATABASE_URL=setup.url, REDIS_URL="", UPLOAD_DIR=setup.upload_dir,
                                 TESTING=False))
+    db.hold_connections(app)
     logging.getLogger().setLevel(logging.WARNING)  # the no-Redis notice per request is not the subject
     return app
 

@@ -119,5 +119,114 @@ def test_a_thread_s_next_request_takes_its_closed_session_clean(app):
     stray = db._take_session(app)
     stray.connection()
     db._put_back(app, stray)
-    assert app.extensions[db._IDLE].session is not stray
+    assert app.extensions[db._IDLE].held.session is not stray
     stray.close()
+
+
+@pytest.fixture
+def held_routes(app: Any) -> Any:
+    """Views for the held-connection tests; the holidays they write are deleted afterwards."""
+    seen: list[Any] = []
+    _held_routes(app, seen)
+    yield seen
+    with app.app_context(), db.new_session() as s:
+        s.execute(text("DELETE FROM holidays WHERE day >= '2031-03-01'"))
+        s.commit()
+
+
+def _held_routes(app: Any, seen: list[Any]) -> None:
+    def held() -> str:
+        session = db.session()
+        conn = session.connection()
+        seen.append(conn)
+        with app.app_context():  # inside a request: a pooled connection, its own transaction
+            inner = db.session()
+            assert inner.connection() is not conn
+            inner.add(Holiday(day=date(2031, 3, len(seen)), name=f"inner {len(seen)}"))
+            inner.commit()
+        session.add(Holiday(day=date(2031, 4, len(seen)), name=f"outer {len(seen)}"))
+        session.commit()
+        return "ok"
+
+    def broken() -> str:
+        db.session().connection().invalidate()  # as SQLAlchemy does when the server drops it
+        return "ok"
+
+    def unclean() -> str:
+        db.session().connection()
+        # A transaction left open where end_request did not run: the request's session is taken
+        # from `g` and put back as it is.
+        db._put_back(app, app_ctx_session())
+        return "ok"
+
+    def app_ctx_session() -> Any:
+        from flask import g
+        return g.pop("db_session")
+
+    for name, view in (("held", held), ("broken", broken), ("unclean", unclean)):
+        app.add_url_rule(f"/_test/{name}", f"_test_{name}", view)
+
+
+def test_a_web_worker_s_thread_keeps_one_connection_between_its_requests(app, held_routes):
+    """db.hold_connections (wsgi.py, in gunicorn): every request of a thread runs on one
+    Connection, outside any transaction between requests; each request's transaction commits
+    on it; an app context opened inside a request is on a pooled connection of its own."""
+    seen = held_routes
+    db.hold_connections(app)
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/_test/held").status_code == 200
+    assert seen[0] is seen[1] is seen[2]
+    assert not seen[0].in_transaction() and not seen[0].closed
+    assert engine.pool.checkedout() == 1  # the held one; the inner sessions' went back
+    names = _names(app)
+    assert {f"outer {i}" for i in (1, 2, 3)} | {f"inner {i}" for i in (1, 2, 3)} <= names
+
+
+def test_a_held_connection_is_replaced_when_broken_disposed_of_or_old(app, held_routes, monkeypatch):
+    seen = held_routes
+    db.hold_connections(app)
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    assert client.get("/_test/held").status_code == 200
+    assert client.get("/_test/broken").status_code == 200
+    assert client.get("/_test/held").status_code == 200
+    assert seen[1] is not seen[0] and seen[0].closed  # invalidated: closed and replaced
+
+    engine.dispose()  # a test's or an operator's: the old pool's connections must not linger
+    assert client.get("/_test/held").status_code == 200
+    assert seen[2] is not seen[1] and seen[1].closed
+
+    monkeypatch.setattr(db, "HOLD_SECONDS", -1)  # every connection is now too old to keep
+    assert client.get("/_test/held").status_code == 200
+    assert seen[3] is not seen[2] and seen[2].closed
+    monkeypatch.undo()
+
+    # A session put back with its transaction open: neither it nor the connection is kept.
+    assert client.get("/_test/unclean").status_code == 200
+    held = app.extensions[db._IDLE].held
+    assert held.connection is None and held.session is None and not held.busy
+    assert client.get("/_test/held").status_code == 200
+    assert seen[4] is not seen[3] and not seen[4].closed
+
+
+def test_a_thread_s_held_connection_goes_back_to_the_pool_when_the_thread_ends(app, held_routes):
+    import threading
+    import warnings
+
+    seen = held_routes
+    db.hold_connections(app)
+    engine = app.extensions["db_engine"]
+    before = engine.pool.checkedout()
+    statuses: list[int] = []
+    thread = threading.Thread(target=lambda: statuses.append(app.test_client().get("/_test/held").status_code))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thread.start()
+        thread.join()
+        import gc
+        gc.collect()
+    assert statuses == [200]
+    assert seen[0].closed and engine.pool.checkedout() == before
+    assert not [w for w in caught if "garbage collector" in str(w.message)]

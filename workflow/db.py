@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from flask.globals import _cv_app
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from . import json_codec
@@ -200,13 +201,63 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
 
 
-class _IdleSession(threading.local):
-    """The session this thread's last request closed, for its next request to take (see session)."""
+class _Held:
+    """What one thread keeps between its requests: the session its last request closed and, once
+    `hold_connections` is on, the Connection its sessions are bound to (see _take_session)."""
 
-    session: Session | None = None
+    __slots__ = ("session", "connection", "pool", "since", "busy")
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.connection: Connection | None = None
+        self.pool: Any = None  # the engine's pool when the connection was taken
+        self.since = 0.0
+        self.busy = False  # a request's session is using the connection now
+
+    def release(self, *, discard: bool = False) -> None:
+        """Give the held connection back to its pool (closed outright if `discard`: it may be
+        broken, or its pool disposed of, where it would otherwise wait to be garbage-collected)."""
+        conn, self.connection, self.session, self.busy = self.connection, None, None, False
+        if conn is None:
+            return
+        try:
+            if discard:
+                conn.invalidate()
+            conn.close()
+        except Exception:  # noqa: BLE001 - a connection that will not close is dropped all the same
+            log.warning("could not close a held database connection", exc_info=True)
+
+    def __del__(self) -> None:
+        # The thread ended (threading.local drops what it kept for it): the connection goes back
+        # to the pool now, not whenever the garbage collector finds it (SQLAlchemy warns then).
+        self.release()
+
+
+class _IdleSession(threading.local):
+    """Per thread: its _Held."""
+
+    def __init__(self) -> None:
+        self.held = _Held()
 
 
 _IDLE = "db_idle_session"
+_HOLD = "db_hold_connections"  # the session factory whose sessions are bound to held connections
+# A held connection is given back and replaced after this long, as the pool recycles its own
+# (make_engine's pool_recycle): a server-side idle timeout or a failover never finds it stale.
+HOLD_SECONDS = 1800
+
+
+def hold_connections(app: Flask) -> None:
+    """Bind each thread's request sessions to a connection the thread keeps (wsgi.py, in a web
+    worker: its threads live as long as the process).
+
+    Taking a pooled connection for every request and giving it back costs more Python than the
+    transaction's own statements (SQLAlchemy's Connection and pool bookkeeping: a tenth of an API
+    transition, bench/transitions.py). A held connection is outside any transaction between
+    requests, exactly as a pooled one; the session begins and commits or rolls back its own
+    transaction on it. An app context opened inside a request gets a pooled connection, as before.
+    """
+    app.extensions[_HOLD] = app.extensions["db_sessionmaker"]
 
 
 def _take_session(app: Flask) -> Session:
@@ -219,21 +270,56 @@ def _take_session(app: Flask) -> Session:
     request (a test's, a CLI command's) finds none idle and makes its own.
     """
     factory = app.extensions["db_sessionmaker"]
-    idle = app.extensions[_IDLE]
-    sess = idle.session
-    if sess is not None:
-        idle.session = None
+    held: _Held = app.extensions[_IDLE].held
+    if app.extensions.get(_HOLD) is factory and not held.busy:
+        conn = _held_connection(held, factory.kw["bind"])
+        if conn is not None:
+            sess, held.session, held.busy = held.session, None, True
+            if sess is not None and sess.bind is conn:
+                return sess
+            return factory(bind=conn)  # type: ignore[no-any-return]
+    sess = held.session
+    if sess is not None and held.connection is None:
+        held.session = None
         if type(sess) is factory.class_:  # made by the factory in use (a test may swap it)
             return sess
     return factory()  # type: ignore[no-any-return]
 
 
+def _held_connection(held: _Held, engine: Engine) -> Connection | None:
+    """The thread's held connection, replaced if it broke, its pool was disposed of or it is old;
+    None if none can be had now (the session then connects when first used, and fails there)."""
+    conn = held.connection
+    if conn is not None and (conn.closed or conn.invalidated or held.pool is not engine.pool
+                             or time.monotonic() - held.since > HOLD_SECONDS):
+        held.release(discard=True)
+        conn = None
+    if conn is None:
+        try:
+            conn = engine.connect()
+        except SQLAlchemyError:
+            return None
+        held.connection, held.pool, held.since = conn, engine.pool, time.monotonic()
+    return conn
+
+
 def _put_back(app: Flask, sess: Session) -> None:
     """Keep a closed session for this thread's next request, if it is as a new one would be."""
-    if sess.in_transaction() or sess.identity_map or sess.new or sess.deleted:
-        return  # not closed cleanly: let it go
+    held: _Held = app.extensions[_IDLE].held
+    clean = not (sess.in_transaction() or sess.identity_map or sess.new or sess.deleted)
+    if held.connection is not None:
+        if sess.bind is held.connection:
+            held.busy = False
+            if not clean:  # not closed cleanly: neither it nor its connection is kept
+                held.release(discard=True)
+                return
+            sess.info.clear()
+            held.session = sess
+        return  # a pooled session alongside the held one: let it go
+    if not clean:
+        return
     sess.info.clear()
-    app.extensions[_IDLE].session = sess
+    held.session = sess
 
 
 def engine() -> Engine:
