@@ -216,6 +216,7 @@ class Result:
     error_samples: list[str] = field(default_factory=list)
     server_cpu: float = float("nan")  # seconds of CPU used by gunicorn (master and workers) in the run
     db_cpu: float = float("nan")      # seconds of CPU used by the database's backends in the run
+    slices: list[float] = field(default_factory=list)  # transitions/s of each turn (measure)
 
     def absorb(self, part: "Result") -> None:
         """Add a slice of the same app and client count (measure's rounds)."""
@@ -227,6 +228,7 @@ class Result:
         self.error_samples.extend(part.error_samples[: max(0, 5 - len(self.error_samples))])
         self.server_cpu += part.server_cpu
         self.db_cpu += part.db_cpu
+        self.slices.append(part.rate)
 
     @property
     def rate(self) -> float:
@@ -667,6 +669,12 @@ def main(argv: list[str] | None = None) -> int:
               f"(goal: ≥ {TARGET_RATE}/s and ≥ {TARGET_RATIO}) → "
               f"rate {'met' if real.rate >= TARGET_RATE else 'NOT met'}, "
               f"ratio {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
+        # The turns side by side (real's i-th against bare's i-th): how far the machine moved the
+        # ratio within the run. The verdict above is on the sums.
+        turns = sorted(r / b for r, b in zip(real.slices, bare.slices) if b)
+        if len(turns) > 1:
+            print(f"ratio turn by turn: min {turns[0]:.2f}, median {turns[len(turns) // 2]:.2f}, "
+                  f"max {turns[-1]:.2f} ({len(turns)} turns)")
     print(f"server: {server_desc}; total {time.perf_counter() - t0:.0f} s; load average before "
           f"{load_before:.2f} (other processes on these cores make the numbers noisy)")
     return 0
