@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify
 from markupsafe import Markup
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from workflow import db, json_codec
 from workflow.models.types import UTCDateTime
@@ -111,6 +111,24 @@ def test_timestamps_come_back_in_utc_whatever_the_session_zone(app: Any, backend
         at = session.execute(column).scalar_one()
         assert at == datetime(2026, 3, 20, 12, 30, tzinfo=timezone.utc) and at.tzinfo is timezone.utc
         session.rollback()
+
+
+def test_timestamps_are_sent_as_the_instant_they_name(app: Any, backend: Any) -> None:
+    """UTCDateTime's parameters: UTC as it is, another zone converted, a naive one taken as UTC."""
+    from zoneinfo import ZoneInfo
+
+    at = datetime(2026, 3, 20, 12, 30, tzinfo=timezone.utc)
+    sent = [at, at.astimezone(ZoneInfo("Asia/Tehran")), at.replace(tzinfo=None), None]
+    query = text("SELECT CAST(:at AS VARCHAR)").bindparams(bindparam("at", type_=UTCDateTime()))
+    with app.app_context(), db.new_session() as session:
+        dialect = session.get_bind().dialect
+        process = UTCDateTime().bind_processor(dialect)
+        processed = [process(v) if process else v for v in sent]
+        if backend.name == "postgresql":
+            assert processed[0] is at and processed[1] == at and processed[1].tzinfo is timezone.utc
+            assert processed[2] == at and processed[3] is None
+        stored = [session.execute(query, {"at": v}).scalar_one() for v in sent[:3]]
+    assert len(set(stored)) == 1, stored  # the same instant, however it was given
 
 
 def test_id_array_is_postgresql_array_text(app: Any, backend: Any) -> None:

@@ -31,6 +31,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
 
+    def bind_processor(self, dialect: Any) -> Any:
+        """process_bind_param, with the same way out for PostgreSQL: the app's datetimes are made
+        in `timezone.utc` (utcnow), and such a value is sent as it is (a transition sends eight)."""
+        if dialect.name != "postgresql" or self.impl_instance.bind_processor(dialect) is not None:
+            return super().bind_processor(dialect)
+        convert, utc = self.process_bind_param, timezone.utc
+
+        def process(value: datetime | None) -> datetime | None:
+            if value is None or value.tzinfo is utc:
+                return value
+            return convert(value, dialect)
+
+        return process
+
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         """process_result_value, with a way out first for what needs nothing done: PostgreSQL
         sessions run in UTC (db.make_engine), so psycopg hands back datetimes already in
