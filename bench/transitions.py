@@ -20,8 +20,9 @@ What it does, on loopback only:
   5. prints transitions/s, p50, p99 and errors per run, the CPU each transition cost the server
      (gunicorn's processes) and the database (the bench database's backends), and the real/bare ratio.
 
---bytecodes N counts the Python bytecodes of N in-process transitions in each app: a figure
-that repeats exactly from run to run, where times on shared cores do not.
+--bytecodes N counts the Python bytecodes of N transitions in each app's server side (the WSGI
+app called in this process, no HTTP): a figure that repeats exactly from run to run, where times
+on shared cores do not; printed by package (SQLAlchemy, transitions, the app, ...).
 --trace prints the SQL one transition issues in each app (BENCH_TRACE_FULL=1: whole statements);
 --profile N times N real transitions in-process (no HTTP), then N through the bare app for
 comparison, then N more real ones under cProfile, and prints where the time goes
@@ -481,39 +482,84 @@ def trace(setup: Setup, cases: Cases) -> None:
     _show("bare", r.status_code, bare_statements)
 
 
+def _package(filename: str) -> str:
+    """Who a code object belongs to, for the bytecodes breakdown: a library, the app, the stdlib."""
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1].split("/", 1)[0]
+    if filename.startswith("<sqlalchemy"):  # SQLAlchemy's generated wrappers
+        return "sqlalchemy"
+    path = Path(filename)
+    if ROOT in path.parents:
+        return path.relative_to(ROOT).parts[0] + "/"
+    return "(stdlib)"
+
+
 def bytecodes(setup: Setup, cases: Cases, n: int) -> None:
-    """Python bytecodes one transition executes in each app, in this process: unlike CPU time on
-    shared cores, the count repeats run after run, so it tells apart changes too small for the
-    noise of the timed runs. (A count, not a time: a C call is one bytecode however long it runs.)"""
-    count = [0]
+    """Python bytecodes one transition executes in each app's server side, in this process: the
+    WSGI app called with a request's environ (no HTTP, no test client), the request log line at
+    INFO as under gunicorn. Unlike CPU time on shared cores, the count repeats run after run, so
+    it tells apart changes too small for the noise of the timed runs. (A count, not a time: a C
+    call is one bytecode however long it runs.) Printed by package, so what each part of the
+    stack costs the real app beyond the bare handler can be read off."""
+    from collections import Counter
+
+    count: Counter[Any] = Counter()
 
     def tracer(frame: Any, event: str, _arg: Any) -> Any:
         frame.f_trace_opcodes = True
         if event == "opcode":
-            count[0] += 1
+            count[frame.f_code] += 1
         return tracer
 
-    headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
-    per: dict[str, float] = {}
-    for label, client in (("real", in_process_app(setup).test_client()),
-                          ("bare", bare_in_process(setup).app.test_client())):
-        def once() -> None:
-            r = client.post(f"/api/v1/applications/{cases.take()}/transitions",
-                            json={"action": "accept", "version": setup.version}, headers=headers)
-            assert r.status_code == 200, r.get_data(as_text=True)
+    body = json.dumps({"action": "accept", "version": setup.version}).encode()
+    statuses: list[str] = []
 
+    def once(app: Any) -> None:
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": f"/api/v1/applications/{cases.take()}/transitions",
+            "SCRIPT_NAME": "", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1:8000", "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": f"Bearer {setup.tokens[0]}", "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.multithread": True,
+            "wsgi.multiprocess": True, "wsgi.run_once": False,
+        }
+        chunks = app(environ, lambda status, _headers, _exc=None: statuses.append(status))
+        try:
+            b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        assert statuses[-1].startswith("200"), statuses[-1]
+
+    per: dict[str, Counter[str]] = {}
+    root = logging.getLogger()
+    for label, app in (("real", in_process_app(setup)), ("bare", bare_in_process(setup).app)):
         for _ in range(20):  # caches filled, statements compiled and prepared
-            once()
-        count[0] = 0
+            once(app)
+        count.clear()
+        level = root.level
+        root.setLevel(logging.INFO)  # the request line, as gunicorn's workers log it ...
+        stderr, sys.stderr = sys.stderr, io.StringIO()  # ... written, but not onto this report
         sys.settrace(tracer)
         try:
             for _ in range(n):
-                once()
+                once(app)
         finally:
             sys.settrace(None)
-        per[label] = count[0] / n
-    print(f"\nbytecodes per transition ({n} each, in-process): real {per['real']:,.0f}, bare {per['bare']:,.0f}, "
-          f"real/bare {per['real'] / per['bare']:.2f}")
+            sys.stderr = stderr
+            root.setLevel(level)
+        per[label] = Counter()
+        for code, k in count.items():
+            if code.co_filename != __file__:  # this harness's own lines
+                per[label][_package(code.co_filename)] += k
+    real, bare = sum(per["real"].values()) / n, sum(per["bare"].values()) / n
+    print(f"\nbytecodes per transition, server side ({n} each, in-process WSGI): real {real:,.0f}, "
+          f"bare {bare:,.0f}, real/bare {real / bare:.2f}")
+    print(f"  {'package':<22}{'real':>8}{'bare':>8}{'real - bare':>13}")
+    for name in sorted(set(per["real"]) | set(per["bare"]), key=lambda k: -(per["real"][k] - per["bare"][k])):
+        r, b = per["real"][name] / n, per["bare"][name] / n
+        if max(r, b) >= 50:
+            print(f"  {name:<22}{r:>8,.0f}{b:>8,.0f}{r - b:>+13,.0f}")
 
 
 def profile(setup: Setup, cases: Cases, n: int) -> None:
