@@ -230,3 +230,31 @@ def test_a_thread_s_held_connection_goes_back_to_the_pool_when_the_thread_ends(a
     assert statuses == [200]
     assert seen[0].closed and engine.pool.checkedout() == before
     assert not [w for w in caught if "garbage collector" in str(w.message)]
+
+
+def test_once_the_server_dropped_a_connection_every_thread_replaces_its_own(app, backend, held_routes):
+    """After a restart of PostgreSQL every held connection is dead. The first request to find one
+    fails, as it would with a pooled connection; the pool then presumes every older connection
+    dead, and the other threads replace theirs before using them, instead of each failing once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if backend.name != "postgresql":
+        pytest.skip("a server that drops connections")
+    seen = held_routes
+    db.hold_connections(app)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    with ThreadPoolExecutor(1) as other:  # one thread that lives through the test, as a worker's
+        get = lambda: other.submit(lambda: app.test_client().get("/_test/held").status_code).result()  # noqa: E731
+        assert get() == 200 and client.get("/_test/held").status_code == 200
+        pids = []
+        for conn in seen:  # idle between requests; its own transaction, ended here
+            with conn.begin():
+                pids.append(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        with engine.connect() as admin:
+            for pid in pids:
+                admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        assert client.get("/_test/held").status_code == 500  # the first to find out
+        assert get() == 200  # the other thread's connection was replaced before use
+        assert client.get("/_test/held").status_code == 200

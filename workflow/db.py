@@ -211,7 +211,7 @@ class _Held:
         self.session: Session | None = None
         self.connection: Connection | None = None
         self.pool: Any = None  # the engine's pool when the connection was taken
-        self.since = 0.0
+        self.since = 0.0  # time.time() when it was taken, as the pool times its connections
         self.busy = False  # a request's session is using the connection now
 
     def release(self, *, discard: bool = False) -> None:
@@ -290,8 +290,12 @@ def _held_connection(held: _Held, engine: Engine) -> Connection | None:
     """The thread's held connection, replaced if it broke, its pool was disposed of or it is old;
     None if none can be had now (the session then connects when first used, and fails there)."""
     conn = held.connection
+    # The pool notes when it last saw the server drop a connection (its _invalidate_time, the
+    # same check its own checkout makes): every connection made before then is presumed dead,
+    # so each thread replaces its own at once rather than failing one request to find out.
     if conn is not None and (conn.closed or conn.invalidated or held.pool is not engine.pool
-                             or time.monotonic() - held.since > HOLD_SECONDS):
+                             or time.time() - held.since > HOLD_SECONDS
+                             or engine.pool._invalidate_time > held.since):
         held.release(discard=True)
         conn = None
     if conn is None:
@@ -299,7 +303,7 @@ def _held_connection(held: _Held, engine: Engine) -> Connection | None:
             conn = engine.connect()
         except SQLAlchemyError:
             return None
-        held.connection, held.pool, held.since = conn, engine.pool, time.monotonic()
+        held.connection, held.pool, held.since = conn, engine.pool, time.time()
     return conn
 
 

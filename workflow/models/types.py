@@ -36,14 +36,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         in `timezone.utc` (utcnow), and such a value is sent as it is (a transition sends eight)."""
         if dialect.name != "postgresql" or self.impl_instance.bind_processor(dialect) is not None:
             return super().bind_processor(dialect)
-        convert, utc = self.process_bind_param, timezone.utc
-
-        def process(value: datetime | None) -> datetime | None:
-            if value is None or value.tzinfo is utc:
-                return value
-            return convert(value, dialect)
-
-        return process
+        return _utc_as_is(self.process_bind_param, dialect)
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         """process_result_value, with a way out first for what needs nothing done: PostgreSQL
@@ -52,14 +45,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         calls for each. Elsewhere (SQLite) TypeDecorator's, which parses the stored text first."""
         if dialect.name != "postgresql" or self.impl_instance.result_processor(dialect, coltype) is not None:
             return super().result_processor(dialect, coltype)
-        convert, utc = self.process_result_value, timezone.utc
+        return _utc_as_is(self.process_result_value, dialect)
 
-        def process(value: datetime | None) -> datetime | None:
-            if value is None or value.tzinfo is utc:
-                return value
-            return convert(value, dialect)
 
-        return process
+def _utc_as_is(convert: Any, dialect: Any) -> Any:
+    """A processor that passes None and datetimes in `timezone.utc` as they are, and gives any
+    other value to `convert` (UTCDateTime's process_*_value)."""
+    utc = timezone.utc
+
+    def process(value: datetime | None) -> datetime | None:
+        if value is None or value.tzinfo is utc:
+            return value
+        return convert(value, dialect)
+
+    return process
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
