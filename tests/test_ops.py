@@ -116,6 +116,49 @@ def test_probes_are_public_not_rate_limited_and_not_logged_at_info(
     _dispose(app)
 
 
+def test_the_request_line_is_the_record_makerecord_would_make(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """observability._line copies what a thread's lines share from its first record: every other
+    line must hold what log.makeRecord would have put in it, its own time, level and fields."""
+    import threading
+
+    def page_500() -> str:
+        raise RuntimeError("a view that fails")
+
+    app.add_url_rule("/_test/fails", "_test_fails", page_500)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+
+    def served() -> list[tuple[logging.LogRecord, logging.LogRecord]]:
+        """Each line of three requests, with the record makeRecord makes for it in this thread."""
+        with caplog.at_level(logging.INFO, logger="workflow.request"):
+            caplog.clear()
+            before = time.time()
+            for path in ("/no/such/page", "/_test/fails", "/no/such/page"):
+                client.get(path)
+            after = time.time()
+        found = [r for r in caplog.records if r.name == "workflow.request"]
+        assert all(before <= r.created <= after for r in found)
+        return [(r, observability.log.makeRecord(
+            observability.log.name, r.levelno, observability.__file__, 0, observability.LINE, r.args, None,
+            extra={k: r.__dict__[k] for k in ("status", "duration_ms", "endpoint", "user_id")})) for r in found]
+
+    pairs = served()
+    thread = threading.Thread(target=lambda: pairs.extend(served()))  # another thread: its own first line
+    thread.start()
+    thread.join()
+    assert [(r.levelname, r.getMessage().rsplit(" ", 1)[0]) for r, _made in pairs] == [
+        ("INFO", "GET /no/such/page 404"), ("ERROR", "GET /_test/fails 500"), ("INFO", "GET /no/such/page 404")] * 2
+    assert pairs[0][0].thread != pairs[3][0].thread
+    skip = ("created", "msecs", "relativeCreated", "message", "asctime")  # its time, and what handlers add
+    for record, made in pairs:
+        assert {k: v for k, v in vars(record).items() if k not in skip} == \
+            {k: v for k, v in vars(made).items() if k not in skip}
+        assert record.msecs == int((record.created - int(record.created)) * 1000)
+        assert abs((record.relativeCreated - made.relativeCreated) - (record.created - made.created) * 1000) < 1
+    _dispose(app)
+
+
 # -- request ids and log lines -----------------------------------------------------------------
 
 @pytest.mark.parametrize("given, kept", [

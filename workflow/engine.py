@@ -72,13 +72,33 @@ class Actor(Protocol):
     is_staff: bool
 
 
-def in_jurisdiction(user: User | Actor, case: Case) -> bool:
+def loaded(obj: Any, *names: str) -> list[Any]:
+    """Attributes of a mapped object, as reading each would give them, from its loaded state.
+
+    Each read of a mapped attribute runs the ORM's descriptor, twenty-odd bytecodes, and a
+    transition makes dozens of them. A loaded attribute's value is in the instance's dict (the
+    ORM keeps it there, changes included); where one is missing (expired, deferred) all are read
+    the ORM's way, which loads it. Plain records (a queue's rows, with slots) are read as they are."""
+    values = getattr(obj, "__dict__", None)
+    if values is not None:
+        try:
+            return [values[name] for name in names]
+        except KeyError:
+            pass
+    return [getattr(obj, name) for name in names]
+
+
+def _within(user: User | Actor, province_id: int | None, county_id: int | None) -> bool:
     """Staff without a province are national (ministry auditors); otherwise province, then county."""
     if user.province_id is None:
         return True
-    if user.province_id != case.province_id:
+    if user.province_id != province_id:
         return False
-    return user.county_id is None or user.county_id == case.county_id
+    return user.county_id is None or user.county_id == county_id
+
+
+def in_jurisdiction(user: User | Actor, case: Case) -> bool:
+    return _within(user, case.province_id, case.county_id)
 
 
 def is_member(user: User | Actor, case: Case) -> bool:
@@ -93,8 +113,10 @@ def standing(user: User | Actor, case: Case) -> tuple[bool, bool, bool]:
     """(can_see, is_member, in_jurisdiction) of the pair, each worked out once: the rules of an
     action ask the last two again (see _may_use). Members see their cases; staff, the submitted
     cases of their jurisdiction."""
-    member, juris = is_member(user, case), in_jurisdiction(user, case)
-    return member or (user.is_staff and case.submitted_at is not None and juris), member, juris
+    organization_id, province_id, county_id, submitted_at = loaded(
+        case, "organization_id", "province_id", "county_id", "submitted_at")
+    member, juris = organization_id in user.organization_ids, _within(user, province_id, county_id)
+    return member or (user.is_staff and submitted_at is not None and juris), member, juris
 
 
 @functools.cache
@@ -233,12 +255,13 @@ def _may_use(session: Session, process: Process, case: Case, user: User | Actor,
 
 def allowed_actions(session: Session, case: Case, user: User | Actor) -> list[str]:
     """What `user` may do to `case` now: the API's `actions` and the buttons on the case page."""
-    process = registry.get(case.kind)
+    kind, state = loaded(case, "kind", "state")
+    process = registry.get(kind)
     visible, member, juris = standing(user, case)
     if not visible:
         return []
     names: list[str] = []
-    for rule in process.rules_from(case.state):
+    for rule in process.rules_from(state):
         if rule.action not in names:
             if _may_use(session, process, case, user, rule, member=member, juris=juris) and (
                 rule.available is None or rule.available(session, case)
@@ -272,7 +295,10 @@ def fire(
     now: datetime | None = None,
 ) -> Recorded:
     """Run `action` on `case` for `actor` (None: the system itself, e.g. a deadline job)."""
-    process = registry.get(case.kind)
+    # Read once, before anything changes: each read of a mapped attribute runs the ORM's descriptor.
+    kind, case_id, from_state, version_read, last_seq, submitted_at = loaded(
+        case, "kind", "id", "state", "version", "last_seq", "submitted_at")
+    process = registry.get(kind)
     if not isinstance(action, str) or action not in process.actions:
         raise Invalid(_("Unknown action."), {"action": _("Unknown action.")})
     if actor is not None:
@@ -282,8 +308,6 @@ def fire(
         refuse_auditors(actor)
         if not actor.roles & process.roles_for_action(action):
             raise Forbidden(_("Your roles do not allow this action."))
-    # Read once: each read of a mapped attribute runs the ORM's descriptor.
-    case_id, from_state, version_read = case.id, case.state, case.version
     if version is not None and version != version_read:
         raise Conflict(_("This case was changed by someone else; reload it and try again."))
     rules = process.rules_for(action, from_state)
@@ -332,8 +356,8 @@ def fire(
         events = state_events(process, rule.dest, now, due, holidays=days_off, thursday_off=thursday_off)
         book: dict[str, Any] = {"updated_at": now, "state_entered_at": now, "due_at": due,
                                 "next_event_at": next_after(events, now), "overdue": False,
-                                "last_seq": case.last_seq + 1}
-        if case.submitted_at is None and rule.dest not in process.terminal:
+                                "last_seq": last_seq + 1}
+        if submitted_at is None and rule.dest not in process.terminal:
             book["submitted_at"] = now
         if rule.recommends and actor is not None:
             book["recommended_by_id"] = actor.id
@@ -409,14 +433,14 @@ def _write_case(session: Session, case: Case, book: dict[str, Any]) -> None:
         key: values[key] for key, old in state.committed_state.items()
         if key in columns and (old is NO_VALUE or old != values[key])
     })
-    changed["version"] = case.version + 1
+    case_id, version = loaded(case, "id", "version")
+    changed["version"] = version + 1
     result = driver_sql.run(
         session, _case_update(),
-        {**{columns[key]: value for key, value in changed.items()},
-         "case_id": case.id, "version_read": case.version},
+        {**{columns[key]: value for key, value in changed.items()}, "case_id": case_id, "version_read": version},
     )
     if result.rowcount != 1:
-        raise StaleDataError(f"case {case.id} is no longer at version {case.version}")
+        raise StaleDataError(f"case {case_id} is no longer at version {version}")
     if all(key in columns for key in state.committed_state):
         # Only columns are marked, and the row now holds every one of them as the object does.
         # Clear the marks as a flush does after writing a row; otherwise the commit would still
@@ -510,7 +534,8 @@ def _notify_statement():  # type: ignore[no-untyped-def]
 
 def _notify_params(case: Case, action: str, comment: str, now: datetime) -> dict[str, Any]:
     """The parameters of _notify_statement: outbox rows for the organisation's applicants."""
+    case_id, organization_id, state = loaded(case, "id", "organization_id", "state")
     return {
-        "note_case_id": case.id, "kind": f"case.{action}", "organization_id": case.organization_id,
-        "payload": {"case_id": case.id, "action": action, "state": case.state, "comment": comment}, "now": now,
+        "note_case_id": case_id, "kind": f"case.{action}", "organization_id": organization_id,
+        "payload": {"case_id": case_id, "action": action, "state": state, "comment": comment}, "now": now,
     }
