@@ -216,6 +216,19 @@ def test_add_working_days_keeps_tehran_clock_time_across_utc_date() -> None:
     assert add_working_days(start, 1) == utc(2024, 5, 17, 21, 0)  # Saturday 00:30
 
 
+def test_add_working_days_remembers_by_every_input() -> None:
+    """The walk is memoised by date, count, week and holiday set: asking again with one of them
+    changed (an admin's new holiday, another office's week) must not get the earlier answer, and
+    the clock time is the caller's, not the remembered call's."""
+    start = utc(2024, 5, 15, 6, 30)  # Wednesday 10:00 Tehran
+    assert add_working_days(start, 1) == utc(2024, 5, 18, 6, 30)
+    assert add_working_days(start, 1, holidays={SAT}) == utc(2024, 5, 19, 6, 30)  # a plain set too
+    assert add_working_days(start, 1, holidays=frozenset({SAT})) == utc(2024, 5, 19, 6, 30)
+    assert add_working_days(start, 1, thursday_off=False) == utc(2024, 5, 16, 6, 30)
+    assert add_working_days(start + timedelta(hours=3), 1) == utc(2024, 5, 18, 9, 30)
+    assert add_working_days(start, 1) == utc(2024, 5, 18, 6, 30)
+
+
 def test_add_working_days_from_non_working_day() -> None:
     friday_noon = utc(2024, 5, 17, 8, 30)
     assert add_working_days(friday_noon, 1) == utc(2024, 5, 18, 8, 30)

@@ -235,14 +235,27 @@ def add_working_days(
     """
     if days < 0:
         raise ValueError("days must not be negative")
-    remaining = math.ceil(days)
     local = to_tehran(start)
-    current = local.date()
+    if not isinstance(holidays, frozenset):
+        holidays = frozenset(holidays)
+    current = _working_day_after(local.date(), math.ceil(days), thursday_off, holidays)
+    return datetime.combine(current, local.time(), tzinfo=TEHRAN).astimezone(timezone.utc)
+
+
+@functools.lru_cache(maxsize=1024)
+def _working_day_after(start: date, days: int, thursday_off: bool, holidays: frozenset[date]) -> date:
+    """The `days`-th working day after `start`. Remembered: every transition into a state with a
+    deadline asks three of these (due, half-way, escalation), all from today's date with the same
+    holiday set (holidays.py keeps one per minute, and a frozenset hashes once), so after the
+    first transition of the day the walk over the calendar -- a thousand-odd bytecodes -- is a
+    dictionary lookup."""
+    remaining = days
+    current = start
     while remaining:
         current += timedelta(days=1)
         if is_working_day(current, thursday_off=thursday_off, holidays=holidays):
             remaining -= 1
-    return datetime.combine(current, local.time(), tzinfo=TEHRAN).astimezone(timezone.utc)
+    return current
 
 
 def working_days_between(
