@@ -194,3 +194,27 @@ def test_the_transaction_s_connection_is_session_connection_s(app, backend):
                 raise RuntimeError("undone")
         # the block's transaction is gone: a new one, not the closed one's connection
         assert same(session) is session.connection() and session.in_transaction()
+
+
+def test_named_placeholders_become_positional_in_their_order() -> None:
+    """psycopg is handed a tuple built in C, in the order the SQL names the values; a name used
+    twice is sent twice. SQL with a literal %% keeps its names (psycopg reads them itself)."""
+    sql, ordered = driver_sql._positional("INSERT INTO t (a, b, c) VALUES (%(b)s, %(now)s, %(now)s)")
+    assert sql == "INSERT INTO t (a, b, c) VALUES (%s, %s, %s)"
+    assert ordered is not None and ordered({"now": 1, "b": 2, "unused": 3}) == (2, 1, 1)
+    sql, ordered = driver_sql._positional("SELECT x FROM t WHERE id = %(id)s")
+    assert (sql, ordered({"id": 7})) == ("SELECT x FROM t WHERE id = %s", (7,))  # type: ignore[misc]
+    sql, ordered = driver_sql._positional("SELECT 1")
+    assert (sql, ordered({})) == ("SELECT 1", ())  # type: ignore[misc]
+    assert driver_sql._positional("SELECT '100%%' WHERE id = %(id)s") == (
+        "SELECT '100%%' WHERE id = %(id)s", None)
+
+
+def test_a_statement_with_a_literal_percent_runs_with_its_names(app, pg):
+    with app.app_context(), db.new_session() as session:
+        statement = select(text("'100%' AS share"), bindparam("n", type_=AuditEntry.seq.type))
+        plan = driver_sql._plan(statement, session.connection().dialect, ("n",))
+        assert plan is not None and plan.ordered is None and "%%" in plan.sql
+        ours, theirs = _both(session, statement, {"n": 4})
+        assert ours == theirs == [("100%", 4)]
+        session.rollback()
