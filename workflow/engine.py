@@ -365,10 +365,10 @@ def fire(
         # Effects may add to what the entry records (the hash of a letter they issued, say).
         recorded = dict(details or {})
         process.fire(case, action, session=session, actor=actor, now=now, comment=text, values=recorded)
+        to_state, prev_hash, province_id = loaded(case, "state", "head_hash", "province_id")
         link = {"case_id": case_id, "seq": book["last_seq"], "at": now, "actor_id": actor.id if actor else None,
-                "role": role, "action": action, "from_state": from_state, "to_state": case.state,
+                "role": role, "action": action, "from_state": from_state, "to_state": to_state,
                 "comment": text or None, "details": recorded or None, "snapshot_hash": snapshot_hash}
-        prev_hash = case.head_hash
         link_hash = entry_hash(prev_hash, **link)
         # The case row goes first: its `WHERE version = ?` decides a race, so a loser blocks on
         # the row and fails there, not on the audit table's unique key.
@@ -379,7 +379,7 @@ def fire(
             _write_rest(session, case, book)
         notify = _notify_params(case, action, text, now) if action in process.notify_applicants else None
         entry_id, note_ids = _write_entry(session, snapshot, notify, **link, prev_hash=prev_hash, hash=link_hash,
-                                       province_id=case.province_id)
+                                       province_id=province_id)
         session.flush()  # what effects left pending (a permit, say), so its conflicts are caught here
     except (StaleDataError, IntegrityError) as exc:
         raise Conflict(_("This case was changed by someone else; reload it and try again.")) from exc
@@ -400,6 +400,11 @@ def fire(
 def _case_columns() -> dict[str, str]:
     """Attribute name → column name, for every column of the Case mapper."""
     return {attr.key: attr.columns[0].name for attr in inspect(Case).column_attrs}
+
+
+@functools.cache
+def _columns_named_as_attributes() -> bool:
+    return all(key == name for key, name in _case_columns().items())
 
 
 @functools.cache
@@ -435,10 +440,10 @@ def _write_case(session: Session, case: Case, book: dict[str, Any]) -> None:
     })
     case_id, version = loaded(case, "id", "version")
     changed["version"] = version + 1
-    result = driver_sql.run(
-        session, _case_update(),
-        {**{columns[key]: value for key, value in changed.items()}, "case_id": case_id, "version_read": version},
-    )
+    # The UPDATE's parameters are named by column; Case's attributes are named as its columns.
+    params = dict(changed) if _columns_named_as_attributes() else {columns[key]: value for key, value in changed.items()}
+    params["case_id"], params["version_read"] = case_id, version
+    result = driver_sql.run(session, _case_update(), params)
     if result.rowcount != 1:
         raise StaleDataError(f"case {case_id} is no longer at version {version}")
     if all(key in columns for key in state.committed_state):
