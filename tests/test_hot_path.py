@@ -183,6 +183,27 @@ def test_an_effect_s_own_bookkeeping_wins_and_the_version_moves_once(app, api, w
     assert tuple(row) == ("submitted", version + 1, chosen, recorded.seq, recorded.hash)
 
 
+@pytest.mark.parametrize("same_names", [True, False])
+def test_the_case_update_names_its_columns_either_way(app, api, world, monkeypatch, same_names):
+    """_write_case sends the changed attributes as the UPDATE's parameters as they are when
+    Case's attributes are named as its columns (they are), and renames them otherwise."""
+    assert engine._columns_named_as_attributes()
+    monkeypatch.setattr(engine, "_columns_named_as_attributes", lambda: same_names)
+    case_id = api.ready()
+    with app.test_request_context():
+        with db.new_session() as session:
+            user = accounts.load_user(session, world.users["ngo"])
+            case = engine.get_case(session, user, case_id)
+            version = case.version
+            recorded = engine.fire(session, case, "submit", user, version=version)
+            session.commit()
+        with db.new_session() as session:
+            row = session.execute(select(Case.state, Case.version, Case.last_seq, Case.head_hash,
+                                         Case.submitted_at).where(Case.id == case_id)).one()
+    assert tuple(row)[:4] == ("submitted", version + 1, recorded.seq, recorded.hash)
+    assert row.submitted_at is not None
+
+
 def test_the_bearer_reads_as_its_user(app, api, world):
     """accounts.Principal: what the token query read, equal to the ORM user's; anything else is
     read from the user itself, loaded in the request's session on first need."""
