@@ -222,3 +222,27 @@ def test_the_bearer_reads_as_its_user(app, api, world):
             # Not held: read from the user, loaded once into the request's session.
             assert bearer.province.id == expected.province_id and bearer.created_at == expected.created_at
             assert bearer.record is bearer.record and inspect(bearer.record).session is db.session()
+
+
+def test_loaded_reads_as_the_attributes_read(app, api, world):
+    """engine.loaded gives what reading each attribute gives: from the loaded state, the ORM's
+    way once one is expired (which loads it), and a record with slots as it is."""
+    case_id = api.ready()
+    with app.test_request_context():
+        with db.new_session() as session:
+            case = session.get(Case, case_id)
+            assert case is not None
+            names = ("id", "state", "version", "province_id")
+            assert engine.loaded(case, *names) == tuple(getattr(case, n) for n in names)
+            session.expire(case, ["state"])
+            assert "state" not in case.__dict__
+            assert engine.loaded(case, "id", "state") == (case_id, "draft")
+            assert case.__dict__["state"] == "draft"  # loaded again by the read
+
+    class Record:
+        __slots__ = ("a", "b")
+
+        def __init__(self) -> None:
+            self.a, self.b = 1, 2
+
+    assert engine.loaded(Record(), "b", "a") == (2, 1)
