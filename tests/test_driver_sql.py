@@ -168,6 +168,8 @@ def test_dbapi_errors_keep_their_statement(app, pg):
             driver_sql.run(session, engine._case_update(), {"version": "not a number", "case_id": 1,
                                                             "version_read": 1})
         assert "UPDATE cases" in caught.value.statement
+        # Reported as SQLAlchemy reports it: the statement with its names, and the values by name.
+        assert "%(version)s" in caught.value.statement and caught.value.params["version"] == "not a number"
 
 
 def test_the_transaction_s_connection_is_session_connection_s(app, backend):
@@ -198,10 +200,15 @@ def test_the_transaction_s_connection_is_session_connection_s(app, backend):
 
 def test_named_placeholders_become_positional_in_their_order() -> None:
     """psycopg is handed a tuple built in C, in the order the SQL names the values; a name used
-    twice is sent twice. SQL with a literal %% keeps its names (psycopg reads them itself)."""
-    sql, ordered = driver_sql._positional("INSERT INTO t (a, b, c) VALUES (%(b)s, %(now)s, %(now)s)")
-    assert sql == "INSERT INTO t (a, b, c) VALUES (%s, %s, %s)"
+    twice, cast at each use, is sent twice. SQL with a literal %% keeps its names (psycopg reads
+    them itself), and so does a name used twice without a cast: sent once, PostgreSQL infers one
+    type for both uses."""
+    sql, ordered = driver_sql._positional(
+        "INSERT INTO t (a, b, c) VALUES (%(b)s, %(now)s::TIMESTAMP, %(now)s::TIMESTAMP)")
+    assert sql == "INSERT INTO t (a, b, c) VALUES (%s, %s::TIMESTAMP, %s::TIMESTAMP)"
     assert ordered is not None and ordered({"now": 1, "b": 2, "unused": 3}) == (2, 1, 1)
+    repeated = "SELECT %(x)s IS NULL OR c = %(x)s::INTEGER"
+    assert driver_sql._positional(repeated) == (repeated, None)
     sql, ordered = driver_sql._positional("SELECT x FROM t WHERE id = %(id)s")
     assert (sql, ordered({"id": 7})) == ("SELECT x FROM t WHERE id = %s", (7,))  # type: ignore[misc]
     sql, ordered = driver_sql._positional("SELECT 1")

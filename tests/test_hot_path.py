@@ -186,7 +186,9 @@ def test_an_effect_s_own_bookkeeping_wins_and_the_version_moves_once(app, api, w
 @pytest.mark.parametrize("same_names", [True, False])
 def test_the_case_update_names_its_columns_either_way(app, api, world, monkeypatch, same_names):
     """_write_case sends the changed attributes as the UPDATE's parameters as they are when
-    Case's attributes are named as its columns (they are), and renames them otherwise."""
+    Case's attributes are named as its columns -- the premise is checked first, so a column
+    named apart from its attribute fails here -- and the general path, which renames them,
+    still writes the same row (with today's mapping the two build the same parameters)."""
     assert engine._columns_named_as_attributes()
     monkeypatch.setattr(engine, "_columns_named_as_attributes", lambda: same_names)
     case_id = api.ready()

@@ -41,9 +41,10 @@ class Compiled:
     SQL, where each bind's value comes from (a caller's parameter, or a value fixed in the
     statement, already processed for the driver), and the result columns' processors."""
 
-    __slots__ = ("sql", "fixed", "renamed", "processed", "results", "ordered")
+    __slots__ = ("sql", "named_sql", "fixed", "renamed", "processed", "results", "ordered")
 
     def __init__(self, compiled: Any, dialect: Any, keys: tuple[str, ...]) -> None:
+        self.named_sql: str = compiled.string  # what an error reports, with the values by name
         self.sql, self.ordered = _positional(compiled.string)
         processors = compiled._bind_processors
         # What construct_params would do for every call with these names, decided here once.
@@ -70,19 +71,28 @@ class Compiled:
 
 
 _NAMED = re.compile(r"%\(([^)]+)\)s")
+_NAMED_USE = re.compile(r"%\(([^)]+)\)s(::)?")  # and whether a cast follows
 
 
 def _positional(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]] | None]:
     """The SQL with `%s` for each `%(name)s`, and what takes the values out of a parameters dict
-    in that order (a name used twice is taken twice); or the SQL as it is and None where it has
-    a literal `%%` (then psycopg reads the names itself).
+    in that order; or the SQL as it is and None where psycopg must read the names itself.
 
     psycopg sends values in order whatever the style: given a dict, it builds the list in
     Python on every execution (a transition's statements have 35 values); an itemgetter does it
-    in C."""
+    in C. Left named: SQL with a literal `%%`, and SQL using a name twice without a cast at each
+    use. Named, psycopg sends such a value once and PostgreSQL infers one type for both uses;
+    positional, it is sent twice, and a NULL could leave one use with no type to infer
+    (SQLAlchemy casts every bind for psycopg, `%(now)s::TIMESTAMP WITH TIME ZONE`, so the
+    transition's statements are positional)."""
     if "%%" in sql:
         return sql, None
-    names = _NAMED.findall(sql)
+    uses = _NAMED_USE.findall(sql)
+    names = [name for name, _cast in uses]
+    if len(set(names)) < len(names):
+        repeated = {name for name in names if names.count(name) > 1}
+        if not all(cast for name, cast in uses if name in repeated):
+            return sql, None
     if len(names) > 1:
         return _NAMED.sub("%s", sql), operator.itemgetter(*names)
     if names:
@@ -170,7 +180,7 @@ def run(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -
         cursor.execute(plan.sql, values if plan.ordered is None else plan.ordered(values))
         rows = cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.nfields else []
     except connection.dialect.loaded_dbapi.Error as exc:
-        _raise(connection, plan.sql, values, exc, cursor)
+        _raise(connection, plan.named_sql, values, exc, cursor)
     if plan.results and rows:
         processed = []
         for row in rows:
