@@ -169,6 +169,14 @@ def test_an_effect_s_own_bookkeeping_wins_and_the_version_moves_once(app, api, w
             context["session"].flush()
 
     monkeypatch.setattr(Process, "fire", with_effect)
+    case, version, recorded, row = _submit(app, world, case_id)
+    assert case.next_event_at == chosen and case.version == version + 1
+    assert tuple(row)[:5] == ("submitted", version + 1, recorded.seq, recorded.hash, chosen)
+
+
+def _submit(app: Any, world: Any, case_id: int) -> tuple[Case, int, Any, Any]:
+    """The applicant submits through engine.fire and commits: the case as the session left it,
+    the version it had, what fire recorded, and the row as the database then holds it."""
     with app.test_request_context():
         with db.new_session() as session:
             user = accounts.load_user(session, world.users["ngo"])
@@ -176,11 +184,10 @@ def test_an_effect_s_own_bookkeeping_wins_and_the_version_moves_once(app, api, w
             version = case.version
             recorded = engine.fire(session, case, "submit", user, version=version)
             session.commit()
-            assert case.next_event_at == chosen and case.version == version + 1
         with db.new_session() as session:
-            row = session.execute(select(Case.state, Case.version, Case.next_event_at, Case.last_seq,
-                                         Case.head_hash).where(Case.id == case_id)).one()
-    assert tuple(row) == ("submitted", version + 1, chosen, recorded.seq, recorded.hash)
+            row = session.execute(select(Case.state, Case.version, Case.last_seq, Case.head_hash,
+                                         Case.next_event_at, Case.submitted_at).where(Case.id == case_id)).one()
+    return case, version, recorded, row
 
 
 @pytest.mark.parametrize("same_names", [True, False])
@@ -191,18 +198,8 @@ def test_the_case_update_names_its_columns_either_way(app, api, world, monkeypat
     still writes the same row (with today's mapping the two build the same parameters)."""
     assert engine._columns_named_as_attributes()
     monkeypatch.setattr(engine, "_columns_named_as_attributes", lambda: same_names)
-    case_id = api.ready()
-    with app.test_request_context():
-        with db.new_session() as session:
-            user = accounts.load_user(session, world.users["ngo"])
-            case = engine.get_case(session, user, case_id)
-            version = case.version
-            recorded = engine.fire(session, case, "submit", user, version=version)
-            session.commit()
-        with db.new_session() as session:
-            row = session.execute(select(Case.state, Case.version, Case.last_seq, Case.head_hash,
-                                         Case.submitted_at).where(Case.id == case_id)).one()
-    assert tuple(row)[:4] == ("submitted", version + 1, recorded.seq, recorded.hash)
+    _case, version, recorded, row = _submit(app, world, api.ready())
+    assert tuple(row)[:4] == ("submitted", version + 1, recorded.seq, recorded.hash) and row.submitted_at is not None
     assert row.submitted_at is not None
 
 
