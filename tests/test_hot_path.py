@@ -190,14 +190,10 @@ def _submit(app: Any, world: Any, case_id: int) -> tuple[Case, int, Any, Any]:
     return case, version, recorded, row
 
 
-@pytest.mark.parametrize("same_names", [True, False])
-def test_the_case_update_names_its_columns_either_way(app, api, world, monkeypatch, same_names):
-    """_write_case sends the changed attributes as the UPDATE's parameters as they are when
-    Case's attributes are named as its columns -- the premise is checked first, so a column
-    named apart from its attribute fails here -- and the general path, which renames them,
-    still writes the same row (with today's mapping the two build the same parameters)."""
-    assert engine._columns_named_as_attributes()
-    monkeypatch.setattr(engine, "_columns_named_as_attributes", lambda: same_names)
+def test_the_case_update_takes_the_changed_attributes_as_its_parameters(app, api, world):
+    """_write_case names the UPDATE's parameters by column; Case's attributes are named as its
+    columns, so none is renamed (a column named apart from its attribute shows here first)."""
+    assert engine._renamed_columns() == ()
     _case, version, recorded, row = _submit(app, world, api.ready())
     assert tuple(row)[:4] == ("submitted", version + 1, recorded.seq, recorded.hash)
     assert row.submitted_at is not None

@@ -70,8 +70,7 @@ class Compiled:
             (i, p) for i, p in enumerate(result_processors) if p is not None)
 
 
-_NAMED = re.compile(r"%\(([^)]+)\)s")
-_NAMED_USE = re.compile(r"%\(([^)]+)\)s(::)?")  # and whether a cast follows
+_NAMED = re.compile(r"%\(([^)]+)\)s(::)?")  # a placeholder's name, and the cast that may follow it
 
 
 def _positional(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]] | None]:
@@ -87,17 +86,16 @@ def _positional(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any,
     transition's statements are positional)."""
     if "%%" in sql:
         return sql, None
-    uses = _NAMED_USE.findall(sql)
+    uses = _NAMED.findall(sql)
     names = [name for name, _cast in uses]
-    if len(set(names)) < len(names):
-        repeated = {name for name in names if names.count(name) > 1}
-        if not all(cast for name, cast in uses if name in repeated):
-            return sql, None
+    if not all(cast for name, cast in uses if names.count(name) > 1):
+        return sql, None
+    positional = _NAMED.sub(r"%s\2", sql)  # the cast stays
     if len(names) > 1:
-        return _NAMED.sub("%s", sql), operator.itemgetter(*names)
+        return positional, operator.itemgetter(*names)
     if names:
         name = names[0]
-        return _NAMED.sub("%s", sql), lambda values: (values[name],)
+        return positional, lambda values: (values[name],)
     return sql, lambda _values: ()
 
 

@@ -406,8 +406,9 @@ def _case_columns() -> dict[str, str]:
 
 
 @functools.cache
-def _columns_named_as_attributes() -> bool:
-    return all(key == name for key, name in _case_columns().items())
+def _renamed_columns() -> tuple[tuple[str, str], ...]:
+    """(attribute, column) for each Case attribute named apart from its column (none today)."""
+    return tuple((key, name) for key, name in _case_columns().items() if key != name)
 
 
 @functools.cache
@@ -443,8 +444,10 @@ def _write_case(session: Session, case: Case, book: dict[str, Any]) -> None:
     })
     case_id, version = loaded(case, "id", "version")
     changed["version"] = version + 1
-    # The UPDATE's parameters are named by column; Case's attributes are named as its columns.
-    params = dict(changed) if _columns_named_as_attributes() else {columns[key]: value for key, value in changed.items()}
+    params = dict(changed)  # the UPDATE's parameters are named by column
+    for key, name in _renamed_columns():
+        if key in params:
+            params[name] = params.pop(key)
     params["case_id"], params["version_read"] = case_id, version
     result = driver_sql.run(session, _case_update(), params)
     if result.rowcount != 1:
